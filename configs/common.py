@@ -1,0 +1,113 @@
+"""Shared pieces of the configs: the argument parser and the base config.
+
+Every config file defines ``get_config(arg)``; ``arg`` is what follows the
+colon in ``--config configs/X.py:arg`` (e.g. ``smoke``). Derived values
+(resolution, tokens per clip, schedules) are computed in code, never here.
+"""
+from __future__ import annotations
+
+import ml_collections
+
+
+def parse_arg(arg: str | None, **defaults):
+    """'smoke' or 'smoke,layout=joint' -> dict of defaults updated from the arg.
+
+    A bare word sets the boolean of that name; ``k=v`` sets a value of the
+    default's type. Unknown names are errors.
+    """
+    out = dict(defaults)
+    for item in (arg or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        key, eq, value = item.partition("=")
+        if key not in out:
+            raise ValueError(f"unknown config argument {key!r}; valid: {sorted(out)}")
+        if not eq:
+            out[key] = True
+        elif isinstance(out[key], bool):
+            out[key] = value.lower() in ("1", "true", "yes")
+        else:
+            out[key] = type(out[key])(value) if out[key] is not None else value
+    return ml_collections.ConfigDict(out)
+
+
+def base_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+
+    c.data = ml_collections.ConfigDict()
+    c.data.name = "moving_shapes"
+    c.data.config = "quickstart"  # the TFDS builder config: resolution, clip length, difficulty
+    c.data.data_dir = "data"  # built here on first use
+    c.data.num_frames = 8
+    c.data.frame_stride = 1
+    c.data.text_max_len = 48
+
+    c.model = ml_collections.ConfigDict()
+    c.model.hidden = 128
+    c.model.depth = 4
+    c.model.num_heads = 4
+    c.model.mlp_ratio = 4.0
+    c.model.patch_size = (1, 4, 4)
+    c.model.layout = "joint"  # joint | sequential | interleaved
+    c.model.temporal_window = 0  # 0: full temporal attention; w: |t_i - t_j| <= w
+    c.model.pos_embed = "both"  # sincos | rope | both
+    c.model.rope_base = 10.0
+    c.model.frame_cond = True  # per-frame adaLN conditioning from (condition, frame index)
+    c.model.attention_impl = ""  # '' = XLA default; 'cudnn' on GPU
+    c.model.dtype = "float32"  # compute dtype; parameters stay float32
+    c.model.text_width = 128
+    c.model.text_depth = 2
+    c.model.text_heads = 4
+
+    c.conditions = ml_collections.ConfigDict()
+    c.conditions.text = ml_collections.ConfigDict(dict(enabled=True, dropout=0.1, guidance=3.0))
+    c.conditions.drop_all = 0.0  # extra probability of dropping every condition at once
+
+    c.diffusion = ml_collections.ConfigDict()
+    c.diffusion.process = "flow"  # flow | vp_cosine
+    c.diffusion.prediction = "flow"  # flow | eps | v | x0
+    c.diffusion.time_sampling = "logit_normal"  # uniform | logit_normal
+    c.diffusion.time_mean = 0.0
+    c.diffusion.time_std = 1.0
+    c.diffusion.time_shift = 3.0  # toward high noise, where layout and motion are decided
+    c.diffusion.weighting = "none"
+
+    c.optim = ml_collections.ConfigDict()
+    c.optim.lr = 1e-3
+    c.optim.warmup_steps = 100
+    c.optim.end_lr_ratio = 0.1  # cosine decay to lr * this
+    c.optim.b1 = 0.9
+    c.optim.b2 = 0.99
+    c.optim.weight_decay = 0.01
+    c.optim.clip_norm = 1.0
+
+    c.train = ml_collections.ConfigDict()
+    c.train.batch_size = 32  # global
+    c.train.num_steps = 1000
+    c.train.log_every = 50
+    c.train.ckpt_every = 500
+    c.train.keep_checkpoints = 2
+    c.train.sample_every = 0  # 0: only at the end
+    c.train.ema_decay = 0.999
+
+    c.sample = ml_collections.ConfigDict()
+    c.sample.sampler = "euler"  # euler | heun | ddim | ddpm
+    c.sample.steps = 30
+    c.sample.shift = 3.0
+    c.sample.eta = 0.0
+    c.sample.num = 8  # clips in the periodic sample grid
+
+    c.eval = ml_collections.ConfigDict()
+    c.eval.num_samples = 64  # clips generated for the grounded metrics at the end
+    c.eval.batch_size = 64
+
+    c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, sequence=1, tensor=1))
+
+    c.wandb = ml_collections.ConfigDict()
+    c.wandb.mode = "offline"  # offline | online | disabled
+    c.wandb.project = "vdm"
+    c.wandb.entity = ""
+    c.wandb.group = ""
+    return c

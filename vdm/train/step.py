@@ -1,0 +1,61 @@
+"""One training step: a pure function ``(state, batch, key) -> (state, metrics)``.
+
+Randomness: the step's key is ``fold_in(key, state.step)``, split into the
+condition-dropout key and the diffusion (t, noise) key. Nothing is split per
+device by hand: the same global computation runs on any mesh.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+from flax import nnx
+
+from vdm import conditioning
+from vdm.diffusion import diffusion_loss, get_process
+from vdm.train.state import TrainState
+
+
+def loss_kwargs(config: ml_collections.ConfigDict) -> dict[str, Any]:
+    d = config.diffusion
+    return dict(process=get_process(d.process), prediction=d.prediction, time_kind=d.time_sampling,
+                time_mean=d.time_mean, time_std=d.time_std, time_shift=d.time_shift, weighting=d.weighting)
+
+
+def make_train_step(graphdef, tx: optax.GradientTransformation, config: ml_collections.ConfigDict,
+                    schedule: Callable | None = None) -> Callable:
+    names = conditioning.enabled(config.conditions)
+    rates = {n: float(config.conditions[n].dropout) for n in names}
+    drop_all = float(config.conditions.drop_all)
+    kwargs = loss_kwargs(config)
+    ema_decay = float(config.train.ema_decay)
+
+    def train_step(state: TrainState, batch: Mapping[str, jax.Array], key: jax.Array):
+        step_key = jax.random.fold_in(key, state.step)
+        k_drop, k_loss = jax.random.split(step_key)
+        inputs = conditioning.select(batch, names)
+        inputs, _ = conditioning.training_dropout(inputs, names, rates, drop_all, k_drop)
+
+        def loss_fn(params):
+            model = nnx.merge(graphdef, params)
+            per_example, aux = diffusion_loss(lambda x, t: model(x, t, **inputs), batch["video"],
+                                              k_loss, **kwargs)
+            return per_example.mean(), aux
+
+        (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        # EMA with a warm-up so that short runs are not dominated by the initialisation.
+        decay = jnp.minimum(ema_decay, (1.0 + state.step) / (10.0 + state.step))
+        ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.ema, params)
+        metrics = {"loss": loss, "grad_norm": optax.global_norm(grads),
+                   "param_norm": optax.global_norm(params)}
+        if schedule is not None:
+            metrics["lr"] = schedule(state.step)
+        new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state, ema=ema)
+        return new_state, metrics
+
+    return train_step
