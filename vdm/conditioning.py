@@ -64,7 +64,7 @@ def check_names(names: Sequence[str]) -> None:
 
 def enabled(conditions_config: Mapping) -> list[str]:
     """Names of the conditions a config switches on, in registry order."""
-    names = [n for n, c in conditions_config.items() if isinstance(c, Mapping) and c.get("enabled")]
+    names = [n for n, c in conditions_config.items() if hasattr(c, "get") and c.get("enabled")]
     check_names(names)
     return [n for n in REGISTRY if n in names]
 

@@ -28,8 +28,12 @@ def eval_prompts(config: ml_collections.ConfigDict, num: int) -> tuple[list[str]
     captions = [e["caption"].decode() if isinstance(e["caption"], bytes) else str(e["caption"])
                 for e in examples]
     truth = {k: np.stack([np.asarray(e[k]) for e in examples]) for k in TRUTH_KEYS if k in examples[0]}
+    # The model's clips are the first num_frames frames at the configured stride.
+    stride, t = config.data.frame_stride, config.data.num_frames
     if "positions" in truth:
-        truth["positions"] = truth["positions"][:, :, : config.data.num_frames]
+        truth["positions"] = truth["positions"][:, :, 0:(t - 1) * stride + 1:stride]
+    if "speed" in truth:
+        truth["speed"] = np.where(truth["speed"] > 0, truth["speed"] * stride, truth["speed"])
     return captions, truth
 
 
@@ -41,8 +45,10 @@ def evaluate(generator, config: ml_collections.ConfigDict, out_dir: str, *, step
     n, bs = config.eval.num_samples, config.eval.batch_size
     captions, truth = eval_prompts(config, n)
     seed = config.seed if seed is None else seed
+    use_text = "text" in generator.names
     videos = np.concatenate([
-        generator.generate(captions[i:i + bs], seed=seed + i)
+        generator.generate(captions[i:i + bs] if use_text else None, num=len(captions[i:i + bs]),
+                           seed=seed + i)
         for i in range(0, n, bs)])
     metrics = grounded.grounded_metrics(videos, truth)
     if write:

@@ -14,6 +14,12 @@ import jax
 import ml_collections
 import orbax.checkpoint as ocp
 
+# Replica-parallel saving slices each replicated array per replica, one small compiled
+# program per shape: a cost that only pays off for large arrays.
+ocp.type_handlers.register_type_handler(
+    jax.Array, ocp.type_handlers.ArrayHandler(min_slice_bytes_for_replica_parallel=1 << 20),
+    override=True)
+
 
 def manager(workdir: str, *, keep: int, async_save: bool = True) -> ocp.CheckpointManager:
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,

@@ -108,9 +108,14 @@ def device_batch(batch: dict, mesh) -> dict[str, jax.Array]:
 
 
 def train(config: ml_collections.ConfigDict, workdir: str, *, resume: bool = False,
-          overwrite: bool = False) -> dict[str, Any]:
-    """Train (or resume) a run in ``workdir``; returns the final metrics."""
-    mesh = sharding.make_mesh(dict(config.mesh))
+          overwrite: bool = False, devices=None, stop_after: int | None = None) -> dict[str, Any]:
+    """Train (or resume) a run in ``workdir``; returns the final metrics.
+
+    ``devices``: the devices of the mesh (default all). ``stop_after``: leave
+    after this many steps of this invocation with a checkpoint written, as a
+    preempted job would; the next call resumes.
+    """
+    mesh = sharding.make_mesh(dict(config.mesh), devices=devices)
     check_config(config, mesh)
     prepare_workdir(workdir, config, resume=resume, overwrite=overwrite)
     is_main = jax.process_index() == 0
@@ -118,12 +123,12 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, resume: bool = Fal
     writer = MetricWriter(workdir, config=config.to_dict(), wandb_cfg=config.wandb, is_main=is_main,
                           run_name=run_name)
     try:
-        return _train(config, workdir, mesh, writer)
+        return _train(config, workdir, mesh, writer, stop_after)
     finally:
         writer.close()
 
 
-def _train(config, workdir, mesh, writer: MetricWriter) -> dict[str, Any]:
+def _train(config, workdir, mesh, writer: MetricWriter, stop_after: int | None) -> dict[str, Any]:
     t_start = time.time()
     data_iter = make_train_iter(config)
     t_data = time.time() - t_start
@@ -146,7 +151,7 @@ def _train(config, workdir, mesh, writer: MetricWriter) -> dict[str, Any]:
 
     jit_step = jax.jit(jitted, in_shardings=(shardings, None, rep), out_shardings=(shardings, rep),
                        donate_argnums=(0,))
-    key = jax.random.wrap_key_data(state.rng)
+    key = jax.random.wrap_key_data(jax.device_get(state.rng))  # own buffer: the state is donated
     num_steps = config.train.num_steps
     step = int(state.step)
     n_params = sum(x.size for x in jax.tree.leaves(state.params))
@@ -156,7 +161,8 @@ def _train(config, workdir, mesh, writer: MetricWriter) -> dict[str, Any]:
               flush=True)
     pending: list[dict] = []
     t_log, step_log, t_first = time.time(), step, None
-    while step < num_steps:
+    stop_at = num_steps if stop_after is None else min(num_steps, step + stop_after)
+    while step < stop_at:
         batch = device_batch(next(data_iter), mesh)
         state, metrics = jit_step(state, batch, key)
         step += 1
@@ -166,13 +172,12 @@ def _train(config, workdir, mesh, writer: MetricWriter) -> dict[str, Any]:
             t_first = time.time()
             writer.write(step, {"compile_s": t_first - t_log})
             t_log, step_log = t_first, step
-            pending = []
-        if step % config.train.log_every == 0 or step == num_steps:
+        if step % config.train.log_every == 0 or step == stop_at:
             if pending:
                 host = jax.device_get(pending)
                 row = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
                 now = time.time()
-                rate = (step - step_log) / max(now - t_log, 1e-9)
+                rate = (step - step_log) / max(now - t_log, 1e-9) if step > step_log else 0.0
                 row.update(steps_per_s=rate, examples_per_s=rate * config.train.batch_size)
                 writer.write(step, row)
                 print(f"step {step}/{num_steps} | loss {row['loss']:.4f} | grad {row['grad_norm']:.3f} | "
@@ -189,6 +194,8 @@ def _train(config, workdir, mesh, writer: MetricWriter) -> dict[str, Any]:
     mngr.close()
     train_time = time.time() - t_start
     final = {"train_wall_s": train_time, "final_step": step}
+    if step < num_steps:
+        return final  # stopped early: no final evaluation
     if num_steps > 0:
         final.update(_final_eval(config, graphdef, state, mesh, workdir, step, writer))
     writer.write(step, final)
