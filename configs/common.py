@@ -54,6 +54,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.temporal_window = 0  # 0: full temporal attention; w: |t_i - t_j| <= w
     c.model.pos_embed = "both"  # sincos | rope | both
     c.model.rope_base = 10.0
+    c.model.cross_attention = True  # text tokens by cross-attention (pooled text always enters adaLN)
     c.model.frame_cond = True  # per-frame adaLN conditioning from (condition, frame index)
     c.model.attention_impl = ""  # '' = XLA default; 'cudnn' on GPU
     c.model.dtype = "float32"  # compute dtype; parameters stay float32

@@ -26,4 +26,6 @@ class Denoiser(nnx.Module):
                 raise ValueError("text inputs given, but this model has no text condition")
             context, cond = self.text_encoder(text_ids, text_mask)
             context_mask = text_mask
+            if self.dit.context_dim is None:  # pooled text only (adaLN)
+                context = context_mask = None
         return self.dit(x, t, cond=cond, context=context, context_mask=context_mask)

@@ -10,15 +10,20 @@ import os
 from typing import Any
 
 import grain
+from absl import logging
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
 
 # Replica-parallel saving slices each replicated array per replica, one small compiled
-# program per shape: a cost that only pays off for large arrays.
+# program per shape: a cost that only pays off for large arrays. (The override is
+# intended; orbax warns about any override.)
+_verbosity = logging.get_verbosity()
+logging.set_verbosity(logging.ERROR)
 ocp.type_handlers.register_type_handler(
     jax.Array, ocp.type_handlers.ArrayHandler(min_slice_bytes_for_replica_parallel=1 << 20),
     override=True)
+logging.set_verbosity(_verbosity)
 
 
 def manager(workdir: str, *, keep: int, async_save: bool = True) -> ocp.CheckpointManager:

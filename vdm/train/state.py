@@ -57,7 +57,7 @@ def build_model(config: ml_collections.ConfigDict, rngs: nnx.Rngs) -> Denoiser:
         hidden=m.hidden, depth=m.depth, num_heads=m.num_heads, mlp_ratio=m.mlp_ratio,
         layout=m.layout, temporal_window=m.temporal_window or None, pos_embed=m.pos_embed,
         rope_base=m.rope_base, cond_dim=m.text_width if text is not None else None,
-        context_dim=m.text_width if text is not None else None, frame_cond=m.frame_cond,
+        context_dim=m.text_width if text is not None and m.cross_attention else None, frame_cond=m.frame_cond,
         attention_impl=m.attention_impl or None, dtype=jnp.dtype(m.dtype), rngs=rngs)
     return Denoiser(dit, text)
 
