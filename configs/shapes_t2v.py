@@ -10,15 +10,18 @@ def get_config(arg=None):
     c = base_config()
     c.data.config = "t2v_32"
     c.data.num_frames = 16
-    c.model.patch_size = (1, 4, 4)  # 64 tokens per frame, 1024 per clip
-    c.model.hidden = 192
-    c.model.depth = 6
-    c.model.num_heads = 6
-    c.model.layout = "sequential"
+    # Tubelets of 2 frames: 8 x 64 = 512 tokens per clip (2.1 s/step at batch 16 here,
+    # against 4.3 s with patch (1, 4, 4)).
+    c.model.patch_size = (2, 4, 4)
+    c.model.hidden = 128
+    c.model.depth = 4
+    c.model.num_heads = 4
+    c.model.layout = "sequential"  # spatial -> temporal attention in each block (STDiT)
+    c.model.cross_attention = False  # structured captions: pooled text via per-frame adaLN
     c.train.batch_size = 16
-    c.train.num_steps = 6000
-    c.train.ckpt_every = 1000
-    c.train.log_every = 100
+    c.train.num_steps = 2000
+    c.train.ckpt_every = 500
+    c.train.log_every = 50
     if a.smoke:
         c.data.config = "smoke"
         c.data.num_frames = 4

@@ -78,6 +78,27 @@ def test_sampling_same_seed_same_clip(data_dir, tmp_path):
     assert not np.array_equal(a, c2)
 
 
+def test_sample_cli_writes_videos(data_dir, tmp_path, monkeypatch):
+    import importlib.util
+
+    tools = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools")
+    monkeypatch.syspath_prepend(tools)
+    spec = importlib.util.spec_from_file_location("sample_cli", os.path.join(tools, "sample.py"))
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    train(smoke(data_dir, **{"train.num_steps": 1}), str(tmp_path / "run"))
+    out = str(tmp_path / "clips" / "red.mp4")
+    assert cli.main(["--workdir", str(tmp_path / "run"), "--prompt", "a red circle moves left",
+                     "--num", "2", "--steps", "2", "--guidance", "text=2", "--out", out]) == 0
+    for ext in ("mp4", "gif", "png"):
+        assert os.path.getsize(out[:-3] + ext) > 0
+    # Bad input: a clear error and exit code 2, nothing written.
+    assert cli.main(["--workdir", str(tmp_path / "nope")]) == 2
+    assert cli.main(["--workdir", str(tmp_path / "run"), "--guidance", "source=2",
+                     "--out", str(tmp_path / "x.mp4")]) == 2
+    assert not os.path.exists(tmp_path / "x.mp4")
+
+
 def test_workdir_of_another_config_is_refused(data_dir, tmp_path):
     wd = str(tmp_path / "run")
     train(smoke(data_dir, **{"train.num_steps": 1}), wd)
