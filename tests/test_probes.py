@@ -1,0 +1,32 @@
+import jax
+import numpy as np
+from flax import nnx
+
+from configs import shapes_t2v
+from vdm import sharding
+from vdm.data import moving_shapes
+from vdm.evaluation import probes
+from vdm.train.state import create_state
+
+
+def test_opposite_caption_swaps_every_direction_word():
+    assert probes.opposite_caption("a red circle moves up-left") == "a red circle moves down-right"
+    assert probes.opposite_caption("a small blue square moves right quickly and a green triangle moves down") \
+        == "a small blue square moves left quickly and a green triangle moves up"
+    assert probes.opposite_caption("an upright red circle") == "an upright red circle"  # whole words only
+
+
+def test_probes_on_a_model_that_reads_direction(tmp_path):
+    config = shapes_t2v.get_config("smoke")
+    config.data.data_dir = str(tmp_path)
+    moving_shapes.build(config.data.config, config.data.data_dir)
+    mesh = sharding.make_mesh({"data": -1}, devices=jax.devices()[:1])
+    graphdef, state, _ = create_state(config, mesh)
+    # At initialisation adaLN-Zero closes every gate: the output ignores the caption.
+    gaps = probes.direction_swap_loss(graphdef, state.params, config, num=8, times=(0.5,))
+    assert gaps["swap_gap@0.5"] == 0.0
+    # Open the gates with random weights: now captions (and frame order) change the output.
+    params = jax.tree.map(lambda x: x + 0.05 * jax.random.normal(jax.random.key(1), x.shape), state.params)
+    gaps = probes.direction_swap_loss(graphdef, params, config, num=8, times=(0.5,))
+    assert gaps["loss_true@0.5"] != gaps["loss_swapped@0.5"]
+    assert probes.frame_reversal_change(graphdef, params, config, num=8) > 1e-3

@@ -1,0 +1,35 @@
+"""Probe a trained run for the sign of motion; prints one JSON line.
+
+    python tools/probe.py --workdir runs/quickstart
+
+direction-swap loss gap per noise level ((loss with opposite direction words
+- loss with true captions) / loss with true captions; ~0 = the model ignores
+direction) and frame-reversal change (~0 = the model is symmetric in time).
+"""
+import _bootstrap  # noqa: F401
+
+import argparse
+import json
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--workdir", required=True)
+    p.add_argument("--num", type=int, default=64, help="test clips")
+    p.add_argument("--raw", action="store_true", help="raw weights instead of EMA")
+    args = p.parse_args(argv)
+
+    from vdm.evaluation import probes
+    from vdm.sampling import Generator
+
+    gen = Generator.from_workdir(args.workdir, use_ema=not args.raw)
+    out = {"step": gen.step}
+    if "text" in gen.names:
+        out.update(probes.direction_swap_loss(gen.graphdef, gen.params, gen.config, num=args.num))
+    out["frame_reversal_change"] = probes.frame_reversal_change(gen.graphdef, gen.params, gen.config,
+                                                                num=args.num)
+    print(json.dumps({k: round(v, 5) if isinstance(v, float) else v for k, v in out.items()}))
+
+
+if __name__ == "__main__":
+    main()
