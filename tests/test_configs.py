@@ -6,7 +6,6 @@ import sys
 
 import jax
 import pytest
-from ml_collections import config_flags
 
 from vdm.train.state import abstract_model, create_abstract_state
 from vdm import sharding

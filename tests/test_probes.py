@@ -1,6 +1,4 @@
 import jax
-import numpy as np
-from flax import nnx
 
 from configs import shapes_t2v
 from vdm import sharding

@@ -12,11 +12,10 @@ import time
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from vdm import conditioning, sharding
+from vdm import sharding
 from vdm.models.text import tokenize
 from vdm.train.state import create_state, make_optimizer, video_shape
 from vdm.train.step import make_train_step

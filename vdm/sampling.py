@@ -21,7 +21,7 @@ from vdm import conditioning, sharding
 from vdm.diffusion import get_process, sample as run_sampler
 from vdm.models.text import tokenize
 from vdm.train import checkpoint
-from vdm.train.state import abstract_model, build_model, create_abstract_state, video_shape
+from vdm.train.state import create_abstract_state, video_shape
 from vdm.video_io import to_uint8
 
 

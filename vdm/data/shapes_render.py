@@ -101,7 +101,7 @@ def _shape_mask(name: str, size: int) -> np.ndarray:
             a = (size - w) // 2
             mask[r, a : a + w] = True
         return mask
-    raise ValueError(f"unknown shape {shape!r}; expected one of {SHAPES}")
+    raise ValueError(f"unknown shape {name!r}; expected one of {SHAPES}")
 
 
 def sprite_centroid(shape: str | int, size: int) -> np.ndarray:

@@ -41,11 +41,6 @@ def save(mngr: ocp.CheckpointManager, step: int, state: Any, data_iter: Any | No
     return mngr.save(step, args=ocp.args.Composite(**items), force=force)
 
 
-def abstract_with_shardings(abstract: Any, shardings: Any) -> Any:
-    """ShapeDtypeStructs that carry the target shardings (restore onto any mesh)."""
-    return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)
-
-
 def restore(mngr: ocp.CheckpointManager, step: int, abstract_state: Any, data_iter: Any | None = None) -> Any:
     items = dict(state=ocp.args.StandardRestore(abstract_state))
     if data_iter is not None:

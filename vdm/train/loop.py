@@ -12,11 +12,10 @@ import time
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from vdm import conditioning, sharding
+from vdm import sharding
 from vdm.data import moving_shapes, pipeline
 from vdm.logging import MetricWriter, format_eta
 from vdm.models.text import tokenize

@@ -6,7 +6,7 @@ device by hand: the same global computation runs on any mesh.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 import jax
 import jax.numpy as jnp
