@@ -2,8 +2,6 @@
 
     python tools/build_dataset.py --config quickstart --data_dir data/
 """
-import _bootstrap  # noqa: F401  (repository root on sys.path)
-
 import argparse
 import time
 

@@ -54,7 +54,6 @@ def _test_batch(config, num: int):
 def direction_swap_loss(graphdef, params, config, *, num: int = 64,
                         times: Sequence[float] = (0.3, 0.6, 0.8, 0.95), seed: int = 0) -> dict[str, float]:
     """Loss with true vs opposite-direction captions at each t (same noise for both)."""
-    model = nnx.merge(graphdef, params)
     d = config.diffusion
     process = get_process(d.process)
     video, captions = _test_batch(config, num)
@@ -65,7 +64,8 @@ def direction_swap_loss(graphdef, params, config, *, num: int = 64,
     swap_ids, swap_mask = tokenize([opposite_caption(c) for c in captions], L)
 
     @jax.jit
-    def loss(ids, mask, t):
+    def loss(params, x0, eps, ids, mask, t):
+        model = nnx.merge(graphdef, params)
         tt = jnp.full((x0.shape[0],), t)
         tb = tt.reshape(-1, 1, 1, 1, 1)
         x_t = process.alpha(tb) * x0 + process.sigma(tb) * eps
@@ -74,8 +74,8 @@ def direction_swap_loss(graphdef, params, config, *, num: int = 64,
 
     out = {}
     for t in times:
-        lt = float(loss(true_ids, true_mask, t))
-        ls = float(loss(swap_ids, swap_mask, t))
+        lt = float(loss(params, x0, eps, true_ids, true_mask, t))
+        ls = float(loss(params, x0, eps, swap_ids, swap_mask, t))
         out[f"loss_true@{t}"] = lt
         out[f"loss_swapped@{t}"] = ls
         out[f"swap_gap@{t}"] = (ls - lt) / lt
@@ -85,7 +85,6 @@ def direction_swap_loss(graphdef, params, config, *, num: int = 64,
 def frame_reversal_change(graphdef, params, config, *, num: int = 64, t: float = 0.8,
                           seed: int = 0) -> float:
     """||rev(f(rev(x_t))) - f(x_t)|| / ||f(x_t)|| on noised test clips."""
-    model = nnx.merge(graphdef, params)
     process = get_process(config.diffusion.process)
     video, captions = _test_batch(config, num)
     x0 = jnp.asarray(video)
@@ -94,9 +93,9 @@ def frame_reversal_change(graphdef, params, config, *, num: int = 64, t: float =
     kw = {"text_ids": ids, "text_mask": mask} if "text_ids" in _inputs(config) else {}
     tt = jnp.full((x0.shape[0],), t)
     x_t = process.alpha(t) * x0 + process.sigma(t) * eps
-    f = jax.jit(lambda x: model(x, tt, **kw))
-    a = f(x_t)
-    b = jnp.flip(f(jnp.flip(x_t, 1)), 1)  # frames are axis 1 of [B, T, H, W, C]
+    f = jax.jit(lambda p, x: nnx.merge(graphdef, p)(x, tt, **kw))
+    a = f(params, x_t)
+    b = jnp.flip(f(params, jnp.flip(x_t, 1)), 1)  # frames are axis 1 of [B, T, H, W, C]
     return float(jnp.linalg.norm(b - a) / jnp.linalg.norm(a))
 
 
