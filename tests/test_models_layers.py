@@ -9,14 +9,7 @@ from vdm import sharding  # noqa: F401  (before modules are created)
 from vdm.models import layers
 
 
-@pytest.fixture(autouse=True, scope="module")
-def quick_compiles():
-    """These tests compile many tiny programs; XLA's optimisation passes cost
-    more than they save here."""
-    old = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", old)
+pytestmark = pytest.mark.usefixtures("quick_compiles")
 
 
 def naive_attention(q, k, v, mask=None):

@@ -10,14 +10,7 @@ from vdm.models import TextEncoder, detokenize, param_count, tokenize
 from vdm.models import text
 
 
-@pytest.fixture(autouse=True, scope="module")
-def quick_compiles():
-    """These tests compile many tiny programs; XLA's optimisation passes cost
-    more than they save here."""
-    old = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", old)
+pytestmark = pytest.mark.usefixtures("quick_compiles")
 
 
 def test_round_trip_and_ids():

@@ -67,8 +67,9 @@ def test_resume_is_exact(data_dir, tmp_path):
 
 
 def test_sampling_same_seed_same_clip(data_dir, tmp_path):
-    c = smoke(data_dir, **{"train.num_steps": 1})
+    c = smoke(data_dir, **{"train.num_steps": 2, "train.sample_every": 1})
     train(c, str(tmp_path / "run"))
+    assert os.path.getsize(tmp_path / "run" / "samples" / "step_0000001.png") > 0  # periodic grid
     gen = Generator.from_workdir(str(tmp_path / "run"))
     a = gen.generate(["a red circle moves left"], num=2, seed=3, steps=3)
     b = gen.generate(["a red circle moves left"], num=2, seed=3, steps=3)

@@ -159,6 +159,7 @@ def _train(config, workdir, mesh, writer: MetricWriter, stop_after: int | None) 
               f"clip {video_shape(config)} | steps {step}->{num_steps} | data ready in {t_data:.1f}s",
               flush=True)
     pending: list[dict] = []
+    sampler_cache: dict = {}
     t_log, step_log, t_first = time.time(), step, None
     stop_at = num_steps if stop_after is None else min(num_steps, step + stop_after)
     while step < stop_at:
@@ -186,7 +187,7 @@ def _train(config, workdir, mesh, writer: MetricWriter, stop_after: int | None) 
         if step % config.train.ckpt_every == 0 and step < num_steps:
             checkpoint.save(mngr, step, state, data_iter, config)
         if config.train.sample_every and step % config.train.sample_every == 0 and step < num_steps:
-            _periodic_samples(config, graphdef, state, mesh, workdir, step, writer)
+            _periodic_samples(config, graphdef, state, mesh, workdir, step, writer, sampler_cache)
     if mngr.latest_step() != step:
         checkpoint.save(mngr, step, state, data_iter, config, force=True)
     mngr.wait_until_finished()
@@ -196,22 +197,27 @@ def _train(config, workdir, mesh, writer: MetricWriter, stop_after: int | None) 
     if step < num_steps:
         return final  # stopped early: no final evaluation
     if num_steps > 0:
-        final.update(_final_eval(config, graphdef, state, mesh, workdir, step, writer))
+        final.update(_final_eval(config, graphdef, state, mesh, workdir, step, writer, sampler_cache))
     writer.write(step, final)
     return final
 
 
-def _generator(config, graphdef, state: TrainState, mesh):
+def _generator(config, graphdef, state: TrainState, mesh, cache: dict):
+    """One Generator per run, its weights swapped for the current EMA: the sampler
+    compiles once per shape, not at every periodic sample."""
     from vdm.sampling import Generator
 
-    return Generator(config, graphdef, state.ema, mesh)
+    if "gen" not in cache:
+        cache["gen"] = Generator(config, graphdef, state.ema, mesh)
+    cache["gen"].params = state.ema
+    return cache["gen"]
 
 
-def _periodic_samples(config, graphdef, state, mesh, workdir, step, writer):
+def _periodic_samples(config, graphdef, state, mesh, workdir, step, writer, cache):
     from vdm.evaluation.runner import eval_prompts
     from vdm.video_io import write_samples
 
-    gen = _generator(config, graphdef, state, mesh)
+    gen = _generator(config, graphdef, state, mesh, cache)
     prompts, _ = eval_prompts(config, config.sample.num)
     videos = gen.generate(prompts, seed=config.seed)
     if writer.is_main:
@@ -220,10 +226,10 @@ def _periodic_samples(config, graphdef, state, mesh, workdir, step, writer):
             writer.log_media(step, "samples/" + os.path.splitext(p)[1][1:], p)
 
 
-def _final_eval(config, graphdef, state, mesh, workdir, step, writer) -> dict[str, float]:
+def _final_eval(config, graphdef, state, mesh, workdir, step, writer, cache) -> dict[str, float]:
     from vdm.evaluation.runner import evaluate
 
-    gen = _generator(config, graphdef, state, mesh)
+    gen = _generator(config, graphdef, state, mesh, cache)
     t0 = time.time()
     metrics = evaluate(gen, config, os.path.join(workdir, "eval"), step=step, write=writer.is_main)
     metrics["eval_wall_s"] = time.time() - t0
