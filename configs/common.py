@@ -43,6 +43,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.num_frames = 8
     c.data.frame_stride = 1
     c.data.text_max_len = 48
+    c.data.text_key = "caption"  # what the text condition reads: caption | instruction (edit pairs)
 
     c.model = ml_collections.ConfigDict()
     c.model.hidden = 128
@@ -64,6 +65,15 @@ def base_config() -> ml_collections.ConfigDict:
 
     c.conditions = ml_collections.ConfigDict()
     c.conditions.text = ml_collections.ConfigDict(dict(enabled=True, dropout=0.1, guidance=3.0))
+    # Given frames (image-to-video anchors): which frames, as a mix of frame_masks strategies.
+    c.conditions.image = ml_collections.ConfigDict(dict(
+        enabled=False, dropout=0.1, guidance=1.0, anchors=ml_collections.ConfigDict(dict(first=1.0))))
+    # The general frame mask (prediction, interpolation, in-filling): the training mix.
+    c.conditions.frames = ml_collections.ConfigDict(dict(
+        enabled=False, dropout=0.1, guidance=1.0,
+        strategies=ml_collections.ConfigDict(dict(prefix=0.5, first_last=0.25, random=0.25))))
+    # A source clip to follow in structure and motion (editing); needs an edit-pair dataset.
+    c.conditions.source_video = ml_collections.ConfigDict(dict(enabled=False, dropout=0.1, guidance=1.5))
     c.conditions.drop_all = 0.0  # extra probability of dropping every condition at once
 
     c.diffusion = ml_collections.ConfigDict()

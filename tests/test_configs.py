@@ -13,7 +13,8 @@ from vdm import sharding
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(p for p in glob.glob(os.path.join(ROOT, "configs", "*.py"))
                  if os.path.basename(p) not in ("__init__.py", "common.py"))
-ARGS = {"shapes_t2v.py": [None, "smoke"]}
+ARGS = {name: [None, "smoke"] for name in
+        ("shapes_t2v.py", "shapes_i2v.py", "shapes_edit.py", "shapes_multitask.py")}
 
 
 def load(path, arg=None):

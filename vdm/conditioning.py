@@ -19,7 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vdm.diffusion import multi_guidance
+from vdm import frame_masks
+from vdm.diffusion import guidance_weights
 from vdm.models.text import tokenize
 
 Inputs = dict[str, jax.Array]
@@ -28,11 +29,16 @@ Inputs = dict[str, jax.Array]
 @dataclasses.dataclass(frozen=True)
 class Condition:
     name: str
-    batch_keys: tuple[str, ...]  # what it reads from a batch (also the model's keyword args)
+    batch_keys: tuple[str, ...]  # the model's keyword arguments for it
     enters: str  # how it enters the model, in words
     dropout: float  # default probability of dropping it alone in training
     guidance: float  # default guidance scale at sampling time
     null: Callable[[Inputs], Inputs]  # inputs -> the same inputs with this condition dropped
+    # (batch, key, options) -> inputs: how training builds it from a data batch; options are
+    # the condition's config entries (e.g. the frame-mask mix).
+    build: Callable[[Mapping, jax.Array, Mapping], Inputs]
+    channels: tuple[tuple[str, int], ...] = ()  # channel-concat groups: (batch key, channels)
+    needs: tuple[str, ...] = ()  # data batch keys that `build` reads
 
 
 def _null_text(inputs: Inputs) -> Inputs:
@@ -44,7 +50,70 @@ def _null_text(inputs: Inputs) -> Inputs:
     }
 
 
+def _null_zeros(inputs: Inputs) -> Inputs:
+    """Visual conditions are absent as zeros: pixels 0 and a mask/presence flag of 0."""
+    return {k: jnp.zeros_like(v) for k, v in inputs.items()}
+
+
+def _build_text(batch: Mapping, key: jax.Array, options: Mapping) -> Inputs:
+    del key, options
+    return {"text_ids": batch["text_ids"], "text_mask": batch["text_mask"]}
+
+
+def _known_frames(video_key: str, mask_key: str, mix_option: str):
+    """Build a frame condition: the clip's own frames under a sampled mask, zeros elsewhere."""
+
+    def build(batch: Mapping, key: jax.Array, options: Mapping) -> Inputs:
+        video = batch["video"]  # [B, T, H, W, C]
+        mask = frame_masks.sample_masks(key, video.shape[0], video.shape[1], dict(options[mix_option]))
+        return {video_key: video * mask[:, :, None, None, None], mask_key: mask}
+
+    return build
+
+
+def _build_source(batch: Mapping, key: jax.Array, options: Mapping) -> Inputs:
+    del key, options
+    src = batch["source_video"]
+    return {"source_video": src, "source_mask": jnp.ones((src.shape[0],), jnp.float32)}
+
+
+# Registry order is the guidance nesting order: visual conditions first, text last, so
+# that (as in InstructPix2Pix) the text scale measures what the prompt adds to a result
+# that already follows the source/anchors.
 REGISTRY: dict[str, Condition] = {
+    "source_video": Condition(
+        name="source_video",
+        batch_keys=("source_video", "source_mask"),
+        enters="channel concat of the whole source clip plus a presence channel",
+        dropout=0.1,
+        guidance=1.5,
+        null=_null_zeros,
+        build=_build_source,
+        channels=(("source_video", 3), ("source_mask", 1)),
+        needs=("source_video",),
+    ),
+    "image": Condition(
+        name="image",
+        batch_keys=("image", "image_mask"),
+        enters="channel concat of the given frames (zeros elsewhere) plus a per-frame mask channel",
+        dropout=0.1,
+        guidance=1.0,
+        null=_null_zeros,
+        build=_known_frames("image", "image_mask", "anchors"),
+        channels=(("image", 3), ("image_mask", 1)),
+        needs=("video",),
+    ),
+    "frames": Condition(
+        name="frames",
+        batch_keys=("frames", "frames_mask"),
+        enters="channel concat of the known frames (zeros elsewhere) plus a per-frame mask channel",
+        dropout=0.1,
+        guidance=1.0,
+        null=_null_zeros,
+        build=_known_frames("frames", "frames_mask", "strategies"),
+        channels=(("frames", 3), ("frames_mask", 1)),
+        needs=("video",),
+    ),
     "text": Condition(
         name="text",
         batch_keys=("text_ids", "text_mask"),
@@ -52,6 +121,8 @@ REGISTRY: dict[str, Condition] = {
         dropout=0.1,
         guidance=4.0,
         null=_null_text,
+        build=_build_text,
+        needs=("text_ids", "text_mask"),
     ),
 }
 
@@ -70,7 +141,7 @@ def enabled(conditions_config: Mapping) -> list[str]:
 
 
 def select(batch: Mapping, names: Sequence[str]) -> Inputs:
-    """The model's condition inputs for the enabled conditions."""
+    """The model's condition inputs for the enabled conditions, read as they are."""
     out = {}
     for n in names:
         for k in REGISTRY[n].batch_keys:
@@ -78,6 +149,25 @@ def select(batch: Mapping, names: Sequence[str]) -> Inputs:
                 raise KeyError(f"condition {n!r} needs batch key {k!r}; batch has {sorted(batch)}")
             out[k] = batch[k]
     return out
+
+
+def training_inputs(batch: Mapping, names: Sequence[str], key: jax.Array,
+                    options: Mapping[str, Mapping]) -> Inputs:
+    """The model's condition inputs built from a data batch (e.g. frame masks drawn here)."""
+    out = {}
+    for n, k in zip(names, jax.random.split(key, max(len(names), 1))):
+        cond = REGISTRY[n]
+        missing = [b for b in cond.needs if b not in batch]
+        if missing:
+            raise KeyError(f"condition {n!r} needs data key(s) {missing}; the batch has {sorted(batch)} "
+                           f"(is the dataset the right one for this condition?)")
+        out.update(cond.build(batch, k, options.get(n, {})))
+    return out
+
+
+def concat_layout(names: Sequence[str]) -> tuple[tuple[str, int], ...]:
+    """(input name, channels) of every channel-concat group of the named conditions, in order."""
+    return tuple(group for n in names for group in REGISTRY[n].channels)
 
 
 def drop(inputs: Inputs, names: Sequence[str], which: jax.Array | None = None) -> Inputs:
@@ -121,24 +211,30 @@ def guided(apply_fn: Callable[..., jax.Array], inputs: Inputs, names: Sequence[s
 
     ``apply_fn(x_t, t, **inputs)`` is the model. Conditions are nested in
     ``names`` order: predictions with none, the first, the first two, ...
-    switched on, combined by ``multi_guidance``. All variants go through the
-    model as one batched call; with every scale at 1 it is a single plain call.
+    switched on, combined by ``multi_guidance``. Variants whose weight in that
+    combination is 0 are not computed (a scale of 1 merges a condition with the
+    one before it); the rest go through the model as one batched call. With
+    every scale at 1 it is a single plain call.
     """
     names = list(names)
-    if all(float(scales[n]) == 1.0 for n in names):
-        return lambda x, t: apply_fn(x, t, **inputs)
-    variants = [drop(inputs, names[i:]) for i in range(len(names) + 1)]  # none, c1, c1+c2, ...
-    stacked = jax.tree.map(lambda *xs: jnp.concatenate(xs, 0), *variants)
+    weights = guidance_weights([float(scales[n]) for n in names])
+    variants = [(w, drop(inputs, names[i:])) for i, w in enumerate(weights) if w != 0.0]
+    if len(variants) == 1 and variants[0][0] == 1.0:
+        only = variants[0][1]
+        return lambda x, t: apply_fn(x, t, **only)
+    stacked = jax.tree.map(lambda *xs: jnp.concatenate(xs, 0), *[v for _, v in variants])
     n_var = len(variants)
-    scale_list = [float(scales[n]) for n in names]
 
     def fn(x, t):
         xs = jnp.concatenate([x] * n_var, 0)
         ts = jnp.concatenate([t] * n_var, 0)
         outs = jnp.split(apply_fn(xs, ts, **stacked), n_var, 0)
-        return multi_guidance(outs, scale_list)
+        return sum(w * o for (w, _), o in zip(variants, outs))
 
     return fn
+
+
+ALIASES = {"source": "source_video"}  # short names accepted on command lines
 
 
 def parse_guidance(text: str | float | None, names: Sequence[str],
@@ -151,17 +247,28 @@ def parse_guidance(text: str | float | None, names: Sequence[str],
         return {n: float(text) for n in names}
     for item in str(text).split(","):
         name, _, value = item.partition("=")
-        name = name.strip()
+        name = ALIASES.get(name.strip(), name.strip())
         if name not in names:
             raise ValueError(f"guidance for {name!r}, but the model's conditions are {list(names)}")
         scales[name] = float(value)
     return scales
 
 
-def example_inputs(names: Sequence[str], batch: int, text_max_len: int) -> dict[str, np.ndarray]:
-    """Zero-valued inputs of the right shapes, for building a model abstractly."""
+def example_inputs(names: Sequence[str], batch: int, text_max_len: int,
+                   video_shape: tuple[int, int, int, int]) -> dict[str, np.ndarray]:
+    """Zero-valued inputs of the right shapes, for building a model abstractly.
+    video_shape: the clip's (T, H, W, C)."""
+    T, H, W, C = video_shape
     out = {}
-    if "text" in names:
-        out["text_ids"] = np.zeros((batch, text_max_len), np.int32)
-        out["text_mask"] = np.ones((batch, text_max_len), bool)
+    for n in names:
+        if n == "text":
+            out["text_ids"] = np.zeros((batch, text_max_len), np.int32)
+            out["text_mask"] = np.ones((batch, text_max_len), bool)
+        elif n == "source_video":
+            out["source_video"] = np.zeros((batch, T, H, W, C), np.float32)
+            out["source_mask"] = np.zeros((batch,), np.float32)
+        else:  # a frame condition: frames + per-frame mask
+            video_key, mask_key = REGISTRY[n].batch_keys
+            out[video_key] = np.zeros((batch, T, H, W, C), np.float32)
+            out[mask_key] = np.zeros((batch, T), np.float32)
     return out

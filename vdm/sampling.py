@@ -1,4 +1,5 @@
-"""Generate clips from a trained model: text-to-video (more modes build on this).
+"""Generate clips from a trained model: text-to-video, image-to-video, prediction /
+interpolation from given frames, editing (a source-conditioned model, or SDEdit).
 
 ``Generator.from_workdir(workdir)`` loads the latest checkpoint (EMA weights by
 default) with the config it was trained with. ``generate`` runs the whole
@@ -17,7 +18,8 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from vdm import conditioning, sharding
+from vdm import conditioning, frame_masks, sharding
+from vdm.conditioning import REGISTRY
 from vdm.diffusion import get_process, sample as run_sampler
 from vdm.models.text import tokenize
 from vdm.train import checkpoint
@@ -73,35 +75,102 @@ class Generator:
 
     # --- inputs ---------------------------------------------------------------------
 
-    def inputs_for(self, prompts: Sequence[str] | None, num: int) -> dict[str, np.ndarray]:
+    def _clips(self, x, what: str, num: int, frames: int | None = None) -> np.ndarray:
+        """uint8 or [-1, 1] float clips [N or 1, t, H, W, 3] -> float32 [num, t, H, W, 3] in [-1, 1]."""
+        x = np.asarray(x)
+        if x.dtype == np.uint8:
+            x = x.astype(np.float32) / 127.5 - 1.0
+        x = x.astype(np.float32)
+        T, H, W, C = self.video_shape
+        if x.ndim != 5 or x.shape[2:] != (H, W, C):
+            raise ValueError(f"{what} must be clips [N, frames, {H}, {W}, {C}] at the model's "
+                             f"resolution, got shape {x.shape}")
+        if frames is not None and x.shape[1] != frames:
+            raise ValueError(f"{what} has {x.shape[1]} frames; the model needs {frames}")
+        if x.shape[0] == 1:
+            x = np.repeat(x, num, axis=0)
+        if x.shape[0] != num:
+            raise ValueError(f"{what} has {x.shape[0]} clips for {num} samples")
+        return x
+
+    def _require(self, name: str, what: str) -> None:
+        if name not in self.names:
+            raise ValueError(f"{what} was given, but this model was trained without the {name!r} "
+                             f"condition (its conditions: {self.names or 'none'})")
+
+    def inputs_for(self, prompts: Sequence[str] | None, num: int, *, image=None, image_at=(0,),
+                   frames=None, frames_at=None, source=None) -> tuple[dict[str, np.ndarray], list[str]]:
+        """The model's condition inputs and the names of the conditions actually given.
+
+        Conditions the model has but the call does not give enter as their null value
+        (dropped), as in training; only given conditions are guided.
+        image   [N or 1, k, H, W, 3] (or [N, H, W, 3]: one frame), placed at frames ``image_at``
+        frames  [N or 1, k, H, W, 3] known frames placed at ``frames_at`` (default 0..k-1)
+        source  [N or 1, T, H, W, 3] the clip to edit
+        """
         if prompts is not None and "text" not in self.names:
             raise ValueError(f"a prompt was given, but this model was trained without a text "
                              f"condition (its conditions: {self.names or 'none'})")
-        out = {}
+        T, H, W, C = self.video_shape
+        out, given = {}, []
         if "text" in self.names:
-            prompts = list(prompts or [""])
-            if len(prompts) == 1:
-                prompts = prompts * num
-            if len(prompts) != num:
-                raise ValueError(f"{len(prompts)} prompts for {num} samples")
-            ids, mask = tokenize(prompts, self.config.data.text_max_len)
+            texts = list(prompts or [""])
+            if len(texts) == 1:
+                texts = texts * num
+            if len(texts) != num:
+                raise ValueError(f"{len(texts)} prompts for {num} samples")
+            ids, mask = tokenize(texts, self.config.data.text_max_len)
             out.update(text_ids=np.asarray(ids, np.int32), text_mask=np.asarray(mask, bool))
-        return out
+            if prompts is not None:
+                given.append("text")
+        for name, clip, at in (("image", image, image_at), ("frames", frames, frames_at)):
+            if name not in self.names and clip is None:
+                continue
+            video_key, mask_key = conditioning.REGISTRY[name].batch_keys
+            known = np.zeros((num, T, H, W, C), np.float32)
+            mask = np.zeros((num, T), np.float32)
+            if clip is not None:
+                self._require(name, f"{'an image' if name == 'image' else 'known frames'}")
+                clip = np.asarray(clip)
+                if name == "image" and clip.ndim == 4:
+                    clip = clip[:, None]
+                clip = self._clips(clip, name, num)
+                at = list(range(clip.shape[1])) if at is None else list(at)
+                if len(at) != clip.shape[1]:
+                    raise ValueError(f"{clip.shape[1]} {name} frames for positions {at}")
+                m = frame_masks.mask_from_indices(at, T)
+                if m.sum() >= T:
+                    raise ValueError(f"{name}: all {T} frames given, nothing to generate")
+                idx = np.flatnonzero(m)
+                order = [a + T if a < 0 else a for a in at]
+                known[:, order] = clip
+                mask[:, idx] = 1.0
+                given.append(name)
+            out[video_key], out[mask_key] = known, mask
+        if "source_video" in self.names:
+            src = np.zeros((num, T, H, W, C), np.float32)
+            present = np.zeros((num,), np.float32)
+            if source is not None:
+                src = self._clips(source, "source", num, frames=T)
+                present[:] = 1.0
+                given.append("source_video")
+            out.update(source_video=src, source_mask=present)
+        return out, [n for n in self.names if n in given]
 
     # --- the compiled sampler -------------------------------------------------------
 
-    def _fn(self, num: int, steps: int, sampler: str, scales: tuple, shift: float, eta: float,
-            progress: bool):
-        key = (num, steps, sampler, scales, shift, eta, progress)
+    def _fn(self, num: int, steps: int, sampler: str, guided: tuple, scales: tuple, shift: float,
+            eta: float, strength: float, progress: bool):
+        key = (num, steps, sampler, guided, scales, shift, eta, strength, progress)
         if key in self._compiled:
             return self._compiled[key]
         d = self.config.diffusion
         process = get_process(d.process)
-        graphdef, names = self.graphdef, self.names
-        scale_map = dict(zip(names, scales))
+        graphdef = self.graphdef
+        scale_map = dict(zip(guided, scales))
         bar = _Progress(steps, progress)
 
-        def fn(params, inputs, rng):
+        def fn(params, inputs, clamp, init, rng):
             model = nnx.merge(graphdef, params)
 
             def apply(x, t, **kw):
@@ -111,31 +180,61 @@ class Generator:
 
             k_noise, k_sampler = jax.random.split(rng)
             noise = jax.random.normal(k_noise, (num,) + self.video_shape, jnp.float32)
-            model_fn = conditioning.guided(apply, inputs, names, scale_map)
+            model_fn = conditioning.guided(apply, inputs, guided, scale_map)
             with sharding.use_mesh(self.mesh):
                 return run_sampler(model_fn, noise, process=process, prediction=d.prediction,
-                                   sampler=sampler, num_steps=steps, shift=shift, eta=eta, key=k_sampler)
+                                   sampler=sampler, num_steps=steps, shift=shift, eta=eta, key=k_sampler,
+                                   clamp=clamp, init=init, strength=strength)
 
         compiled = jax.jit(fn)
         self._compiled[key] = (compiled, bar)
         return compiled, bar
 
     def generate(self, prompts: Sequence[str] | None = None, *, num: int | None = None, seed: int = 0,
-                 steps: int | None = None, sampler: str | None = None,
+                 image=None, image_at: Sequence[int] = (0,), frames=None,
+                 frames_at: Sequence[int] | None = None, source=None, strength: float = 1.0,
+                 clamp: bool = True, steps: int | None = None, sampler: str | None = None,
                  guidance: float | str | Mapping | None = None, shift: float | None = None,
                  eta: float | None = None, progress: bool = False) -> np.ndarray:
-        """Clips as uint8 [N, T, H, W, 3]. The same seed gives the same clips."""
+        """Clips as uint8 [N, T, H, W, 3]. The same seed gives the same clips.
+
+        text-to-video: prompts. image-to-video: + image (frame 0 unless image_at).
+        prediction / interpolation: frames (+ frames_at). editing: source (a model trained
+        with the source_video condition) and/or strength < 1 (SDEdit: start from the source
+        noised to t = strength; works with any checkpoint). clamp: the given frames are
+        reproduced exactly (replacement at every step); otherwise they only condition.
+        """
         s = self.config.sample
         num = num or (len(prompts) if prompts else s.num)
-        inputs = self.inputs_for(prompts, num)
+        strength = float(strength)
+        if not 0.0 < strength <= 1.0:
+            raise ValueError(f"strength must be in (0, 1], got {strength}")
+        if strength < 1.0 and source is None:
+            raise ValueError("strength < 1 (SDEdit) needs a source clip to start from")
+        if source is not None and "source_video" not in self.names and strength == 1.0:
+            self._require("source_video", "a source clip (without --strength)")
+        sdedit_only = source is not None and "source_video" not in self.names
+        inputs, given = self.inputs_for(prompts, num, image=image, image_at=image_at, frames=frames,
+                                        frames_at=frames_at, source=None if sdedit_only else source)
+        init = self._clips(source, "source", num, frames=self.video_shape[0]) if strength < 1.0 else None
+        known = None
+        if clamp:
+            masks = [inputs[REGISTRY[n].batch_keys[1]] for n in ("image", "frames") if n in given]
+            if masks:
+                mask = np.maximum.reduce(masks)  # [N, T]
+                video = sum(inputs[REGISTRY[n].batch_keys[0]] for n in ("image", "frames") if n in given)
+                if len(masks) > 1:  # both give a frame: they must agree; keep one copy
+                    video = np.where((masks[0] * masks[1])[..., None, None, None] > 0,
+                                     inputs[REGISTRY["image"].batch_keys[0]], video)
+                known = (video, mask[:, :, None, None, None])
         if isinstance(guidance, Mapping):
             scales = {n: float(guidance.get(n, self.config.conditions[n].guidance)) for n in self.names}
         else:
             defaults = {n: self.config.conditions[n].guidance for n in self.names}
             scales = conditioning.parse_guidance(guidance, self.names, defaults)
-        fn, bar = self._fn(num, int(steps or s.steps), sampler or s.sampler,
-                           tuple(scales[n] for n in self.names), float(s.shift if shift is None else shift),
-                           float(s.eta if eta is None else eta), progress)
+        fn, bar = self._fn(num, int(steps or s.steps), sampler or s.sampler, tuple(given),
+                           tuple(scales[n] for n in given), float(s.shift if shift is None else shift),
+                           float(s.eta if eta is None else eta), strength, progress)
         bar.done = 0
-        out = fn(self.params, inputs, jax.random.key(seed))
+        out = fn(self.params, inputs, known, init, jax.random.key(seed))
         return to_uint8(np.asarray(jax.device_get(out)))

@@ -99,3 +99,18 @@ def read_video(path: str) -> np.ndarray:
         raise ValueError(f"{path}: no frames")
     video = np.stack([f[..., :3] if f.ndim == 3 else np.repeat(f[..., None], 3, -1) for f in frames])
     return video.astype(np.uint8)
+
+
+def read_image(path: str) -> np.ndarray:
+    """An image file -> uint8 [H, W, 3]."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no such file")
+    if os.path.getsize(path) == 0:
+        raise ValueError(f"{path}: empty file")
+    try:
+        image = np.asarray(imageio.imread(path))
+    except Exception as e:  # imageio raises many types; name the file
+        raise ValueError(f"{path}: cannot decode image ({type(e).__name__}: {e})") from e
+    if image.ndim not in (2, 3):
+        raise ValueError(f"{path}: not a single image (shape {image.shape})")
+    return (image[..., :3] if image.ndim == 3 else np.repeat(image[..., None], 3, -1)).astype(np.uint8)

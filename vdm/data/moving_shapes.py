@@ -16,6 +16,14 @@ Each example:
     speed       float32 [MAX_OBJECTS]    px/frame, -1 padding
     positions   float32 [MAX_OBJECTS, T, 2]  pixel centroid (y, x) per frame, -1 padding
     background  int32   []               index into BACKGROUNDS
+and, in edit-pair configs (`edit=True`; the fields above describe the TARGET clip):
+    source_video      uint8 [T, H, W, 3]   the clip before the edit (same trajectories)
+    source_caption    text
+    instruction       text    e.g. "make the circle blue"
+    edit_kind         int32   []           index into EDIT_KINDS (color, shape, background)
+    source_shape, source_color, source_size, source_direction  int32 [MAX_OBJECTS]
+    source_speed float32 [MAX_OBJECTS], source_positions float32 [MAX_OBJECTS, T, 2],
+    source_background int32 []
 
 Usage:
     builder = build("quickstart", data_dir)          # builds once, then just opens
@@ -38,10 +46,12 @@ from vdm.data.shapes_render import (  # noqa: F401  (re-exported for other modul
     DIRECTION_NAMES,
     DIRECTION_VECTORS,
     DIRECTIONS,
+    EDIT_KINDS,
     MAX_OBJECTS,
     PALETTE,
     SHAPES,
     SceneParams,
+    generate_edit_example,
     generate_example,
     make_caption,
 )
@@ -62,6 +72,7 @@ class MovingShapesConfig(tfds.core.BuilderConfig):
     num_train: int = 1024
     num_test: int = 128
     seed: int = 0
+    edit: bool = False
 
     @property
     def num_frames(self) -> int:
@@ -140,6 +151,44 @@ CONFIGS: dict[str, MovingShapesConfig] = {
             num_test=1024,
         ),
         MovingShapesConfig(
+            name="edit_16",
+            description="Edit pairs at quickstart scale: 16x16, 8 frames, one 5-6 px object at 1 "
+            "px/frame in 8 directions on a black/gradient/textured background; each example is a "
+            "source clip, an instruction (recolour, reshape or change the background) and the "
+            "target clip with identical trajectories. Captions name colour, shape, direction and "
+            "background.",
+            scene=SceneParams(
+                num_frames=8, height=16, width=16, sizes=(5, 6), speeds=(1.0,),
+                backgrounds=BACKGROUNDS,
+                caption_factors=("color", "shape", "direction", "background"),
+            ),
+            num_train=4096,
+            num_test=256,
+            edit=True,
+        ),
+        MovingShapesConfig(
+            name="edit_32",
+            description="Edit pairs at t2v_32 scale: 32x32, 16 frames, 1-2 objects of 6/8/10 px "
+            "at 1 or 1.4 px/frame on black/gradient/textured backgrounds.",
+            scene=SceneParams(
+                num_frames=16, height=32, width=32, min_objects=1, max_objects=2,
+                sizes=(6, 8, 10), speeds=(1.0, 1.4), backgrounds=BACKGROUNDS,
+                caption_factors=("size", "color", "shape", "direction", "background"),
+            ),
+            num_train=8192,
+            num_test=512,
+            edit=True,
+        ),
+        MovingShapesConfig(
+            name="edit_smoke",
+            description="Tiny edit pairs, for tests: 16x16, 4 frames, 24 train / 8 test.",
+            scene=SceneParams(num_frames=4, height=16, width=16, sizes=(5, 6), speeds=(1.0,),
+                              backgrounds=BACKGROUNDS),
+            num_train=24,
+            num_test=8,
+            edit=True,
+        ),
+        MovingShapesConfig(
             name="smoke",
             description="Tiny, for tests: 16x16, 4 frames, one object, 24 train / 8 test.",
             scene=SceneParams(num_frames=4, height=16, width=16, sizes=(5, 6), speeds=(1.0,)),
@@ -172,21 +221,31 @@ class MovingShapes(tfds.core.GeneratorBasedBuilder):
         s: SceneParams = self.builder_config.scene
         T, H, W, K = s.num_frames, s.height, s.width, MAX_OBJECTS
         tensor = tfds.features.Tensor
+        features = {
+            "video": tensor(shape=(T, H, W, 3), dtype=np.uint8, encoding="zlib"),
+            "caption": tfds.features.Text(),
+            "num_objects": tensor(shape=(), dtype=np.int32),
+        }
+        truth = {
+            "shape": tensor(shape=(K,), dtype=np.int32),
+            "color": tensor(shape=(K,), dtype=np.int32),
+            "size": tensor(shape=(K,), dtype=np.int32),
+            "direction": tensor(shape=(K,), dtype=np.int32),
+            "speed": tensor(shape=(K,), dtype=np.float32),
+            "positions": tensor(shape=(K, T, 2), dtype=np.float32),
+            "background": tensor(shape=(), dtype=np.int32),
+        }
+        features.update(truth)
+        if self.builder_config.edit:
+            features.update({f"source_{k}": v for k, v in truth.items()})
+            features.update({
+                "source_video": tensor(shape=(T, H, W, 3), dtype=np.uint8, encoding="zlib"),
+                "source_caption": tfds.features.Text(),
+                "instruction": tfds.features.Text(),
+                "edit_kind": tensor(shape=(), dtype=np.int32),
+            })
         return self.dataset_info_from_configs(
-            features=tfds.features.FeaturesDict(
-                {
-                    "video": tensor(shape=(T, H, W, 3), dtype=np.uint8, encoding="zlib"),
-                    "caption": tfds.features.Text(),
-                    "num_objects": tensor(shape=(), dtype=np.int32),
-                    "shape": tensor(shape=(K,), dtype=np.int32),
-                    "color": tensor(shape=(K,), dtype=np.int32),
-                    "size": tensor(shape=(K,), dtype=np.int32),
-                    "direction": tensor(shape=(K,), dtype=np.int32),
-                    "speed": tensor(shape=(K,), dtype=np.float32),
-                    "positions": tensor(shape=(K, T, 2), dtype=np.float32),
-                    "background": tensor(shape=(), dtype=np.int32),
-                }
-            ),
+            features=tfds.features.FeaturesDict(features),
             description=__doc__.split("\n\n")[0],
             # Stored order = generation order, so `source[i] == example(config, split, i)`.
             disable_shuffling=True,
@@ -206,7 +265,10 @@ class MovingShapes(tfds.core.GeneratorBasedBuilder):
 def example(config: MovingShapesConfig | str, split: str, index: int) -> dict:
     """Example `index` of a split, rendered directly (identical to the stored one)."""
     config = CONFIGS[config] if isinstance(config, str) else config
-    return generate_example(config.scene, (config.seed, _SPLIT_SEEDS[split], index))
+    seed = (config.seed, _SPLIT_SEEDS[split], index)
+    if config.edit:
+        return generate_edit_example(config.scene, seed)
+    return generate_example(config.scene, seed)
 
 
 def config_spec(config_name: str) -> dict:
@@ -226,6 +288,7 @@ def config_spec(config_name: str) -> dict:
         "max_objects": s.max_objects,
         "bounce": s.bounce,
         "caption_factors": s.caption_factors,
+        "edit": config.edit,
     }
 
 

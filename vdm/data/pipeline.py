@@ -17,7 +17,7 @@ in the stream), scales pixels to [-1, 1], tokenizes the caption and batches.
 
 Batch (per process, B = batch_size, T = num_frames, L = text_max_len, K = MAX_OBJECTS):
     video       float32 [B, T, H, W, 3]   in [-1, 1]
-    text_ids    int32   [B, L]            only with a tokenize_fn
+    text_ids    int32   [B, L]            only with a tokenize_fn: tokens of `text_key`
     text_mask   bool    [B, L]            only with a tokenize_fn
     caption     numpy str (dtype '<U…')  [B]   not numeric: to_global drops it
     frame_start int32   [B]               first stored frame of the clip
@@ -25,6 +25,8 @@ Batch (per process, B = batch_size, T = num_frames, L = text_max_len, K = MAX_OB
     num_objects int32 [B], shape/color/size/direction int32 [B, K], speed float32 [B, K]
     (px per returned frame, i.e. stored speed × frame_stride; -1 padding),
     positions float32 [B, K, T, 2], background int32 [B].
+    Edit pairs add source_video float32 [B, T, H, W, 3] in [-1, 1] (cropped like video), the
+    source_* truth (cropped likewise), instruction and source_caption (str), edit_kind.
 
 Checkpointing the iterator (it is a `grain.DatasetIterator`):
 - `state = it.get_state()` is a small JSON-serializable dict (e.g. {"next_index": 7});
@@ -99,35 +101,40 @@ class _SampleClip(grain.transforms.RandomMap):
         start = int(rng.integers(0, stored - span + 1)) if self.random_start else 0
         frames = start + self.stride * np.arange(self.num_frames)
         out = dict(element)
-        out["video"] = element["video"][frames]
         out["frame_start"] = np.int32(start)
-        if "positions" in element:
-            out["positions"] = element["positions"][:, frames]
-        if "speed" in element:
-            speed = np.asarray(element["speed"], np.float32)
-            out["speed"] = np.where(speed >= 0, speed * self.stride, speed).astype(np.float32)
+        for prefix in ("", "source_"):  # an edit pair's source is cropped like its target
+            if prefix + "video" in element:
+                out[prefix + "video"] = element[prefix + "video"][frames]
+            if prefix + "positions" in element:
+                out[prefix + "positions"] = element[prefix + "positions"][:, frames]
+            if prefix + "speed" in element:
+                speed = np.asarray(element[prefix + "speed"], np.float32)
+                out[prefix + "speed"] = np.where(speed >= 0, speed * self.stride, speed).astype(np.float32)
         return out
 
 
 class _Finalize(grain.transforms.Map):
-    """Pixels to float32 [-1, 1], caption to str (+ tokens), scalars to numpy int32."""
+    """Pixels to float32 [-1, 1], texts to str (+ tokens of `text_key`), scalars to int32."""
 
-    def __init__(self, tokenize_fn: TokenizeFn | None, text_max_len: int):
-        self.tokenize_fn, self.text_max_len = tokenize_fn, text_max_len
+    def __init__(self, tokenize_fn: TokenizeFn | None, text_max_len: int, text_key: str = "caption"):
+        self.tokenize_fn, self.text_max_len, self.text_key = tokenize_fn, text_max_len, text_key
 
     def map(self, element: dict) -> dict:
         out = {}
+        if self.tokenize_fn is not None and self.text_key not in element:
+            raise KeyError(f"text_key {self.text_key!r} is not in the dataset's examples "
+                           f"(keys: {sorted(element)})")
         for key, value in element.items():
-            if key == "video":
+            if key in ("video", "source_video"):
                 out[key] = value.astype(np.float32) / 127.5 - 1.0
-            elif key == "caption":
+            elif key in ("caption", "source_caption", "instruction"):
                 out[key] = value.decode("utf-8") if isinstance(value, bytes) else str(value)
             elif isinstance(value, (int, np.integer)):
                 out[key] = np.int32(value)
             else:
                 out[key] = value
         if self.tokenize_fn is not None:
-            ids, mask = self.tokenize_fn(out["caption"], self.text_max_len)
+            ids, mask = self.tokenize_fn(out[self.text_key], self.text_max_len)
             out["text_ids"] = np.asarray(ids, np.int32)
             out["text_mask"] = np.asarray(mask, bool)
         return out
@@ -146,6 +153,7 @@ def make_dataset(
     process_count: int = 1,
     text_max_len: int = 32,
     tokenize_fn: TokenizeFn | None = None,
+    text_key: str = "caption",
     drop_remainder: bool = True,
     random_clip: bool = True,
     read_threads: int = 4,
@@ -176,7 +184,7 @@ def make_dataset(
         ds = ds.shuffle()
     ds = ds.repeat(num_epochs)
     ds = ds.random_map(_SampleClip(num_frames, frame_stride, random_clip))
-    ds = ds.map(_Finalize(tokenize_fn, text_max_len))
+    ds = ds.map(_Finalize(tokenize_fn, text_max_len, text_key))
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     return ds.to_iter_dataset(
         grain.ReadOptions(num_threads=read_threads, prefetch_buffer_size=2 * read_threads)

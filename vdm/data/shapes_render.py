@@ -374,3 +374,102 @@ def generate_example(params: SceneParams, seed: Sequence[int] | int) -> dict:
     )
     video = render_video(truth, background)
     return {**truth, "video": video, "caption": make_caption(truth, params)}
+
+
+# --------------------------------------------------------------------------------------------
+# Edit pairs
+
+EDIT_KINDS: tuple[str, ...] = ("color", "shape", "background")
+TRUTH_FIELDS = ("num_objects", "shape", "color", "size", "direction", "speed", "positions",
+                "background")
+
+
+def _object_noun(truth: dict, i: int) -> str:
+    """'circle' with one object; 'red circle' when several objects need telling apart."""
+    shape = SHAPES[truth["shape"][i]]
+    if int(truth["num_objects"]) == 1:
+        return shape
+    return f"{COLOR_NAMES[truth['color'][i]]} {shape}"
+
+
+def edit_kinds_possible(params: SceneParams) -> tuple[str, ...]:
+    """The edits a scene family allows (another colour, shape or background to change to)."""
+    kinds = []
+    if len(params.colors) > params.max_objects:
+        kinds.append("color")
+    if len(params.shapes) > 1:
+        kinds.append("shape")
+    if len(params.backgrounds) > 1:
+        kinds.append("background")
+    return tuple(kinds)
+
+
+def make_edit(truth: dict, background_image: np.ndarray, params: SceneParams,
+              rng: np.random.Generator, kinds: Sequence[str] = EDIT_KINDS):
+    """Draw one edit of a source clip: (kind, instruction, target truth, target background).
+
+    The target keeps every trajectory: colour and background edits change no object pixel
+    position; a shape edit keeps each sprite's box where the source centroid puts it (the
+    new sprite's centroid differs from the old one's by the sprites' centroid offsets,
+    < 1 px), clamped inside the frame.
+
+        color       "make the circle blue"              one object gets an unused colour
+        shape       "turn the square into a triangle"   one object gets another shape
+        background  "change the background to a gradient"
+    """
+    kinds = [k for k in kinds if k in edit_kinds_possible(params)]
+    if not kinds:
+        raise ValueError(f"scene family allows none of the edits {EDIT_KINDS}")
+    kind = kinds[int(rng.integers(len(kinds)))]
+    target = {k: np.array(v, copy=True) for k, v in truth.items()}
+    n = int(truth["num_objects"])
+    i = int(rng.integers(n))
+    noun = _object_noun(truth, i)
+    new_background = background_image
+    if kind == "color":
+        used = {int(c) for c in truth["color"][:n]}
+        free = [COLOR_NAMES.index(c) for c in params.colors if COLOR_NAMES.index(c) not in used]
+        new = free[int(rng.integers(len(free)))]
+        target["color"][i] = new
+        instruction = f"make the {noun} {COLOR_NAMES[new]}"
+    elif kind == "shape":
+        old = int(truth["shape"][i])
+        choices = [SHAPES.index(s) for s in params.shapes if SHAPES.index(s) != old]
+        new = choices[int(rng.integers(len(choices)))]
+        size = int(truth["size"][i])
+        hi = np.array([params.height - size, params.width - size])
+        corners = np.floor(truth["positions"][i] - _sprite_centroid(SHAPES[new], size) + 0.5)
+        corners = np.clip(corners, 0, hi)
+        target["shape"][i] = new
+        target["positions"][i] = corners + _sprite_centroid(SHAPES[new], size)
+        instruction = f"turn the {noun} into a {SHAPES[new]}"
+    else:
+        old = int(truth["background"])
+        choices = [BACKGROUNDS.index(b) for b in params.backgrounds if BACKGROUNDS.index(b) != old]
+        new = choices[int(rng.integers(len(choices)))]
+        target["background"] = np.int32(new)
+        new_background = render_background(BACKGROUNDS[new], params.height, params.width, rng)
+        article = "a " if BACKGROUNDS[new] != "black" else ""
+        instruction = f"change the background to {article}{BACKGROUND_WORDS[BACKGROUNDS[new]]}"
+    return kind, instruction, target, new_background
+
+
+def generate_edit_example(params: SceneParams, seed: Sequence[int] | int,
+                          kinds: Sequence[str] = EDIT_KINDS) -> dict:
+    """An edit pair, a pure function of (params, seed): the target clip and its truth under
+    the usual keys (`video`, `caption`, truth fields), the source under `source_*` keys,
+    plus `instruction` and `edit_kind` (index into EDIT_KINDS)."""
+    rng = np.random.default_rng(seed)
+    truth = sample_scene(rng, params)
+    background = render_background(
+        BACKGROUNDS[int(truth["background"])], params.height, params.width, rng
+    )
+    kind, instruction, target, target_background = make_edit(truth, background, params, rng, kinds)
+    out = {**target, "video": render_video(target, target_background),
+           "caption": make_caption(target, params)}
+    out.update({f"source_{k}": v for k, v in truth.items() if k != "num_objects"})
+    out["source_video"] = render_video(truth, background)
+    out["source_caption"] = make_caption(truth, params)
+    out["instruction"] = instruction
+    out["edit_kind"] = np.int32(EDIT_KINDS.index(kind))
+    return out

@@ -4,7 +4,7 @@ No model, no config objects: everything takes arrays and a model function
 `model_fn(x_t [B, ...], t [B]) -> prediction`, and is tested against closed forms.
 """
 
-from vdm.diffusion.guidance import cfg_combine, multi_guidance
+from vdm.diffusion.guidance import cfg_combine, guidance_weights, multi_guidance
 from vdm.diffusion.losses import (
     PREDICTIONS,
     WEIGHTINGS,
@@ -46,6 +46,7 @@ __all__ = [
     "diffusion_loss",
     "euler",
     "get_process",
+    "guidance_weights",
     "heun",
     "loss_weight",
     "multi_guidance",

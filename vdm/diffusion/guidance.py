@@ -39,3 +39,14 @@ def multi_guidance(outputs: Sequence[jax.Array], scales: Sequence) -> jax.Array:
     for i, scale in enumerate(scales):
         result = result + scale * (outputs[i + 1] - outputs[i])
     return jnp.asarray(result)
+
+
+def guidance_weights(scales: Sequence[float]) -> list[float]:
+    """The weight of each nested output in `multi_guidance`, as a linear combination.
+
+    result = sum_j w_j out(c1..cj) with w_0 = 1 - s_1, w_j = s_j - s_{j+1}, w_N = s_N.
+    An output whose weight is 0 (e.g. out(none) when s_1 = 1) need not be computed:
+    with every scale 1 only the fully conditioned output is left.
+    """
+    s = [1.0] + [float(x) for x in scales] + [0.0]
+    return [s[j] - s[j + 1] for j in range(len(scales) + 1)]

@@ -14,6 +14,11 @@ whose solution has the same marginals as the noise process for any
 (alpha, sigma): u is E[d x_t / dt | x_t]. For VP processes it is the
 probability-flow ODE.
 
+init, strength (SDEdit): start from clean data `init` noised to t = strength,
+x = alpha(strength) init + sigma(strength) noise, and integrate from there to
+0 in num_steps steps. strength 1 is plain sampling (init is then ignored);
+strength -> 0 returns init.
+
 clamp = (known_x0, known_mask), both broadcastable to the noise: before every
 model call the entries where known_mask != 0 are replaced by the known data
 noised to the current time with the fixed initial noise,
@@ -68,13 +73,19 @@ def _velocity(process: Process, t, x0, eps):
     return process.d_alpha(t) * x0 + process.d_sigma(t) * eps
 
 
-def _run(step, noise, num_steps, shift, clamp, key):
+def _run(step, process, noise, num_steps, shift, clamp, key, init=None, strength=1.0):
     """Scan `step(x, (t, t_next, key)) -> x` over the grid; return the sample."""
-    times = sampling_times(num_steps, shift)  # [N + 1]
+    times = sampling_times(num_steps, shift, strength)  # [N + 1]
     if key is None:
         key = jax.random.key(0)  # only deterministic samplers get here
     keys = jax.random.split(key, num_steps)  # [N]
     x = noise.astype(_STATE_DTYPE)
+    if strength < 1.0:
+        if init is None:
+            raise ValueError(f"strength={strength} < 1 needs the clean data to start from (init)")
+        if init.shape != noise.shape:
+            raise ValueError(f"init {init.shape} must have the noise's shape {noise.shape}")
+        x = process.alpha(times[0]) * jnp.asarray(init, _STATE_DTYPE) + process.sigma(times[0]) * x
 
     def body(x, xs):
         return step(x, xs), None
@@ -106,6 +117,8 @@ def euler(
     num_steps: int,
     shift: float = 1.0,
     clamp: Clamp = None,
+    init: jax.Array | None = None,
+    strength: float = 1.0,
 ) -> jax.Array:
     """Explicit Euler on the flow ODE: x' = x + (t' - t) u(x, t). num_steps model calls.
 
@@ -123,7 +136,7 @@ def euler(
         x, x0, eps = denoise(x, t)
         return x + (t_next - t) * _velocity(process, t, x0, eps)
 
-    return _run(step, noise, num_steps, shift, clamp, None)
+    return _run(step, process, noise, num_steps, shift, clamp, None, init, strength)
 
 
 def heun(
@@ -135,6 +148,8 @@ def heun(
     num_steps: int,
     shift: float = 1.0,
     clamp: Clamp = None,
+    init: jax.Array | None = None,
+    strength: float = 1.0,
 ) -> jax.Array:
     """Heun (trapezoidal predictor-corrector) on the flow ODE; 2 num_steps - 1 model calls.
 
@@ -159,7 +174,7 @@ def heun(
         # cond, not where: the Euler-only last step skips the second model call.
         return jax.lax.cond(t_next > 0, correct, lambda: x_euler)
 
-    return _run(step, noise, num_steps, shift, clamp, None)
+    return _run(step, process, noise, num_steps, shift, clamp, None, init, strength)
 
 
 def ddim(
@@ -173,6 +188,8 @@ def ddim(
     eta: float = 0.0,
     key: jax.Array | None = None,
     clamp: Clamp = None,
+    init: jax.Array | None = None,
+    strength: float = 1.0,
 ) -> jax.Array:
     """DDIM (Song et al. 2021), written for any (alpha, sigma); num_steps model calls.
 
@@ -199,7 +216,7 @@ def ddim(
         z = jax.random.normal(step_key, x.shape, x.dtype)
         return a_next * x0 + s_next * (jnp.sqrt(1.0 - c2) * eps + jnp.sqrt(c2) * z)
 
-    return _run(step, noise, num_steps, shift, clamp, key)
+    return _run(step, process, noise, num_steps, shift, clamp, key, init, strength)
 
 
 def ddpm(
@@ -212,6 +229,8 @@ def ddpm(
     key: jax.Array,
     shift: float = 1.0,
     clamp: Clamp = None,
+    init: jax.Array | None = None,
+    strength: float = 1.0,
 ) -> jax.Array:
     """DDPM ancestral sampling (Ho et al. 2020); num_steps model calls.
 
@@ -241,7 +260,7 @@ def ddpm(
         std = jnp.sqrt(var_ts) * s_next / s
         return mean + std * jax.random.normal(step_key, x.shape, x.dtype)
 
-    return _run(step, noise, num_steps, shift, clamp, key)
+    return _run(step, process, noise, num_steps, shift, clamp, key, init, strength)
 
 
 def sample(
@@ -256,13 +275,16 @@ def sample(
     eta: float = 0.0,
     key: jax.Array | None = None,
     clamp: Clamp = None,
+    init: jax.Array | None = None,
+    strength: float = 1.0,
 ) -> jax.Array:
     """Draw x0 samples of noise's shape with the named sampler (see SAMPLERS).
 
     `eta` is DDIM's only; `key` is needed by 'ddpm' and by 'ddim' with eta > 0.
     """
     common = dict(
-        process=process, prediction=prediction, num_steps=num_steps, shift=shift, clamp=clamp
+        process=process, prediction=prediction, num_steps=num_steps, shift=shift, clamp=clamp,
+        init=init, strength=strength,
     )
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; valid choices: {list(SAMPLERS)}")

@@ -192,10 +192,23 @@ def sample_time(
     return jnp.clip(shift_time(t, shift), TIME_EPS, 1.0 - TIME_EPS)
 
 
-def sampling_times(num_steps: int, shift: float = 1.0) -> jax.Array:
-    """Decreasing grid 1 = t_0 > t_1 > ... > t_N = 0, shifted; shape [num_steps + 1]."""
+def unshift_time(t, shift):
+    """The inverse of `shift_time`: u with shift_time(u, shift) = t."""
+    return t / (shift - (shift - 1.0) * t)
+
+
+def sampling_times(num_steps: int, shift: float = 1.0, t_start: float = 1.0) -> jax.Array:
+    """Decreasing grid t_start = t_0 > t_1 > ... > t_N = 0, shifted; shape [num_steps + 1].
+
+    With t_start < 1 (SDEdit) the grid is the shifted schedule's own warp of
+    [0, t_start]: the same spacing the full schedule has below t_start, in
+    num_steps steps.
+    """
     if num_steps < 1:
         raise ValueError(f"num_steps must be >= 1, got {num_steps}")
-    t = shift_time(jnp.linspace(1.0, 0.0, num_steps + 1, dtype=jnp.float32), shift)
-    # The shift maps 1 to shift / shift, which rounding may leave a hair off 1.
-    return t.at[0].set(1.0).at[-1].set(0.0)
+    if not 0.0 < t_start <= 1.0:
+        raise ValueError(f"t_start must be in (0, 1], got {t_start}")
+    u_start = unshift_time(t_start, shift)
+    t = shift_time(jnp.linspace(u_start, 0.0, num_steps + 1, dtype=jnp.float32), shift)
+    # The shift maps u_start back to t_start only up to rounding.
+    return t.at[0].set(t_start).at[-1].set(0.0)

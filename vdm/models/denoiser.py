@@ -2,11 +2,17 @@
 
 Routes condition inputs to where they enter the DiT: text ids go through the
 jointly trained text encoder; its tokens feed cross-attention and its pooled
-vector the (per-frame) adaLN conditioning.
+vector the (per-frame) adaLN conditioning. Visual conditions (given frames,
+a source clip) are channel-concat groups: each named input is broadcast to
+[B, T, H, W, c] (a per-frame mask [B, T] or a per-clip flag [B] becomes one
+channel) and concatenated to the noisy clip in the order of ``concat``.
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import jax
+import jax.numpy as jnp
 from flax import nnx
 
 from vdm.models.dit import VideoDiT
@@ -14,12 +20,18 @@ from vdm.models.text import TextEncoder
 
 
 class Denoiser(nnx.Module):
-    def __init__(self, dit: VideoDiT, text_encoder: TextEncoder | None = None):
+    def __init__(self, dit: VideoDiT, text_encoder: TextEncoder | None = None,
+                 concat: Sequence[tuple[str, int]] = ()):
         self.dit = dit
         self.text_encoder = text_encoder
+        self.concat = tuple((str(k), int(c)) for k, c in concat)
+        total = sum(c for _, c in self.concat)
+        if total != dit.concat_channels:
+            raise ValueError(f"concat groups {self.concat} have {total} channels; the DiT was built "
+                             f"with concat_channels={dit.concat_channels}")
 
     def __call__(self, x: jax.Array, t: jax.Array, *, text_ids: jax.Array | None = None,
-                 text_mask: jax.Array | None = None) -> jax.Array:
+                 text_mask: jax.Array | None = None, **visual: jax.Array) -> jax.Array:
         context = context_mask = cond = None
         if text_ids is not None:
             if self.text_encoder is None:
@@ -28,4 +40,16 @@ class Denoiser(nnx.Module):
             context_mask = text_mask
             if self.dit.context_dim is None:  # pooled text only (adaLN)
                 context = context_mask = None
-        return self.dit(x, t, cond=cond, context=context, context_mask=context_mask)
+        names = [k for k, _ in self.concat]
+        if sorted(visual) != sorted(names):
+            raise ValueError(f"this model takes visual inputs {names}, got {sorted(visual)}")
+        concat = None
+        if self.concat:
+            B, T, H, W, _ = x.shape
+            parts = []
+            for k, c in self.concat:
+                v = visual[k].astype(x.dtype)
+                v = v.reshape(v.shape + (1,) * (5 - v.ndim))  # [B] or [B, T] -> rank 5
+                parts.append(jnp.broadcast_to(v, (B, T, H, W, c)))
+            concat = jnp.concatenate(parts, axis=-1)  # [B, T, H, W, sum c]
+        return self.dit(x, t, cond=cond, context=context, context_mask=context_mask, concat=concat)

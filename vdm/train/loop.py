@@ -97,7 +97,8 @@ def make_train_iter(config: ml_collections.ConfigDict, split: str = "train"):
         source, batch_size=per_process, num_frames=config.data.num_frames,
         frame_stride=config.data.frame_stride, seed=config.seed, shuffle=True,
         process_index=jax.process_index(), process_count=jax.process_count(),
-        text_max_len=config.data.text_max_len, tokenize_fn=tokenize)
+        text_max_len=config.data.text_max_len, tokenize_fn=tokenize,
+        text_key=config.data.text_key)
     return iter(dataset)
 
 

@@ -48,6 +48,7 @@ def build_model(config: ml_collections.ConfigDict, rngs: nnx.Rngs) -> Denoiser:
     names = conditioning.enabled(config.conditions)
     t, h, w, c = video_shape(config)
     m = config.model
+    concat = conditioning.concat_layout(names)
     text = None
     if "text" in names:
         text = TextEncoder(vocab_size=VOCAB_SIZE, width=m.text_width, depth=m.text_depth,
@@ -58,8 +59,9 @@ def build_model(config: ml_collections.ConfigDict, rngs: nnx.Rngs) -> Denoiser:
         layout=m.layout, temporal_window=m.temporal_window or None, pos_embed=m.pos_embed,
         rope_base=m.rope_base, cond_dim=m.text_width if text is not None else None,
         context_dim=m.text_width if text is not None and m.cross_attention else None, frame_cond=m.frame_cond,
-        attention_impl=m.attention_impl or None, dtype=jnp.dtype(m.dtype), rngs=rngs)
-    return Denoiser(dit, text)
+        concat_channels=sum(ch for _, ch in concat), attention_impl=m.attention_impl or None,
+        dtype=jnp.dtype(m.dtype), rngs=rngs)
+    return Denoiser(dit, text, concat)
 
 
 def make_optimizer(config: ml_collections.ConfigDict) -> tuple[optax.GradientTransformation, optax.Schedule]:

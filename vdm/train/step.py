@@ -1,7 +1,8 @@
 """One training step: a pure function ``(state, batch, key) -> (state, metrics)``.
 
 Randomness: the step's key is ``fold_in(key, state.step)``, split into the
-condition-dropout key and the diffusion (t, noise) key. Nothing is split per
+condition-dropout key, the diffusion (t, noise) key and the key that builds
+conditions from the batch (e.g. which frames are given). Nothing is split per
 device by hand: the same global computation runs on any mesh.
 """
 from __future__ import annotations
@@ -28,6 +29,7 @@ def loss_kwargs(config: ml_collections.ConfigDict) -> dict[str, Any]:
 def make_train_step(graphdef, tx: optax.GradientTransformation, config: ml_collections.ConfigDict,
                     schedule: Callable | None = None) -> Callable:
     names = conditioning.enabled(config.conditions)
+    options = {n: config.conditions[n].to_dict() for n in names}
     rates = {n: float(config.conditions[n].dropout) for n in names}
     drop_all = float(config.conditions.drop_all)
     kwargs = loss_kwargs(config)
@@ -35,8 +37,8 @@ def make_train_step(graphdef, tx: optax.GradientTransformation, config: ml_colle
 
     def train_step(state: TrainState, batch: Mapping[str, jax.Array], key: jax.Array):
         step_key = jax.random.fold_in(key, state.step)
-        k_drop, k_loss = jax.random.split(step_key)
-        inputs = conditioning.select(batch, names)
+        k_drop, k_loss, k_build = jax.random.split(step_key, 3)
+        inputs = conditioning.training_inputs(batch, names, k_build, options)
         inputs, _ = conditioning.training_dropout(inputs, names, rates, drop_all, k_drop)
 
         def loss_fn(params):

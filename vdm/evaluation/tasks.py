@@ -1,0 +1,146 @@
+"""Evaluation tasks: what a conditioned model is asked to do, and how each is scored.
+
+    t2v          prompt only                           grounded metrics
+    i2v          prompt + the true first frame         + anchor_psnr, anchor_kept
+    predict      prompt + the first T//2 true frames   + continuation_error, psnr, ssim
+    interpolate  prompt + the true first and last      + continuation_error, psnr, ssim
+    edit         text + the source clip of an edit pair  + trajectory_error, edit_applied
+
+Every task draws its inputs from the same fixed test clips, whose truth is known; a
+model is evaluated on the tasks its conditions allow (`tasks_for`). The given frames are
+NOT clamped here: the scores say what the model itself does with them.
+
+- anchor_psnr        dB, PSNR of the generated frame(s) at the given positions vs the given ones.
+- anchor_kept        over (clip, frame, object): the anchor's object (its colour) is present
+                     with the anchor's shape class: the anchor's identity held through the clip.
+- continuation_error px, mean distance of the generated object's centroid from the true one over
+                     the generated (not given) frames.
+- psnr, ssim         of the generated frames against the true clip, over the generated frames.
+- trajectory_error   px, mean distance of the edited object's centroid from the SOURCE clip's
+                     (the edit must keep the motion), over (clip, frame, object).
+- edit_applied       over clips: the requested attribute is there in most frames (colour
+                     edits: the new colour present and the old one gone; shape edits: the new
+                     shape class; background edits: the background class).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from vdm.data.shapes_render import BACKGROUNDS, EDIT_KINDS
+from vdm.evaluation import grounded
+from vdm.evaluation.image_metrics import psnr, ssim
+
+TASKS = ("t2v", "i2v", "predict", "interpolate", "edit")
+_NEEDS = {"t2v": ("text",), "i2v": ("image",), "predict": ("frames",), "interpolate": ("frames",),
+          "edit": ("source_video",)}
+
+
+def tasks_for(conditions: Sequence[str], has_source: bool) -> list[str]:
+    """The tasks a model with these conditions can be evaluated on (edit needs edit pairs)."""
+    out = [t for t in TASKS if all(c in conditions for c in _NEEDS[t])]
+    if "text" not in conditions and not out:
+        out = ["t2v"]  # unconditional: still scored against the test clips' truth
+    return [t for t in out if t != "edit" or has_source]
+
+
+def known_positions(task: str, num_frames: int) -> list[int]:
+    if task == "i2v":
+        return [0]
+    if task == "predict":
+        return list(range(num_frames // 2))
+    if task == "interpolate":
+        return [0, num_frames - 1]
+    return []
+
+
+def generate_kwargs(task: str, clips: dict[str, np.ndarray]) -> dict:
+    """Keyword arguments of `Generator.generate` for a task, from the test clips:
+    `video` uint8 [N, T, H, W, 3] (and `source_video` for edits)."""
+    T = clips["video"].shape[1]
+    at = known_positions(task, T)
+    if task == "i2v":
+        return dict(image=clips["video"][:, at], image_at=at, clamp=False)
+    if task in ("predict", "interpolate"):
+        return dict(frames=clips["video"][:, at], frames_at=at, clamp=False)
+    if task == "edit":
+        return dict(source=clips["source_video"])
+    return {}
+
+
+def classify_background(videos: np.ndarray) -> np.ndarray:
+    """BACKGROUNDS index per clip from its non-object pixels: black if dark, textured if
+    neighbouring pixels differ by more than a gradient's few grey levels, else gradient."""
+    videos = grounded.to_uint8(videos)
+    N = videos.shape[0]
+    bg = grounded.segment_colors(videos) < 0  # [N, T, H, W]
+    grey = videos.astype(np.float64).mean(-1)
+    level = np.array([grey[i][bg[i]].mean() if bg[i].any() else 0.0 for i in range(N)])
+    both = bg[..., :, 1:] & bg[..., :, :-1]
+    diff = np.abs(np.diff(grey, axis=-1))
+    rough = np.array([diff[i][both[i]].mean() if both[i].any() else 0.0 for i in range(N)])
+    kind = np.where(level < 8, BACKGROUNDS.index("black"),
+                    np.where(rough > 4.0, BACKGROUNDS.index("texture"), BACKGROUNDS.index("gradient")))
+    return kind.astype(np.int32)
+
+
+def task_metrics(task: str, videos: np.ndarray, clips: dict[str, np.ndarray],
+                 truth: dict[str, np.ndarray]) -> dict[str, float]:
+    """Grounded metrics plus the task's own (module docstring). videos uint8 [N, T, H, W, 3]."""
+    videos = grounded.to_uint8(videos)
+    out = grounded.grounded_metrics(videos, truth)
+    N, T, H, W, _ = videos.shape
+    num = np.asarray(truth["num_objects"]).reshape(N)
+    color = np.asarray(truth["color"]).reshape(N, -1)
+    valid = np.arange(color.shape[1])[None, :] < num[:, None]  # [N, J]
+    m = grounded.measure_objects(videos, color, num)
+    diag = float(np.hypot(H, W))
+    centroid = np.where(np.isnan(m["centroid"]), np.inf, m["centroid"])
+    at = known_positions(task, T)
+    free = np.array([t for t in range(T) if t not in at])
+    if task == "i2v":
+        out["anchor_psnr"] = psnr(videos[:, at], clips["video"][:, at])
+        shape = np.asarray(truth["shape"]).reshape(N, -1)
+        kept = (m["count"] >= 1) & (m["shape"] == shape[:, None, :])
+        out["anchor_kept"] = float(kept[np.broadcast_to(valid[:, None, :], kept.shape)].mean())
+    if task in ("predict", "interpolate"):
+        err = np.minimum(_err_map(centroid, truth["positions"]), diag)
+        out["continuation_error"] = float(err[:, free][np.broadcast_to(valid[:, None], err[:, free].shape)].mean())
+        out["psnr"] = psnr(videos[:, free], clips["video"][:, free])
+        out["ssim"] = ssim(videos[:, free], clips["video"][:, free])
+    if task == "edit":
+        err = np.minimum(_err_map(centroid, truth["source_positions"]), diag)
+        out["trajectory_error"] = float(err[np.broadcast_to(valid[:, None], err.shape)].mean())
+        out["edit_applied"] = float(_edit_applied(videos, m, truth, clips).mean())
+    return out
+
+
+def _err_map(centroid: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """[N, T, J] distances between measured centroids [N, T, J, 2] and truth [N, J, T, 2]."""
+    truth = np.moveaxis(np.asarray(positions, np.float64), 1, 2)[:, : centroid.shape[1]]
+    return np.linalg.norm(centroid - truth, axis=-1)
+
+
+def _edit_applied(videos, m, truth, clips) -> np.ndarray:
+    """bool [N]: the requested edit shows in more than half of the frames."""
+    N = videos.shape[0]
+    kind = np.asarray(truth["edit_kind"]).reshape(N)
+    color, old_color = np.asarray(truth["color"]), np.asarray(truth["source_color"])
+    shape = np.asarray(truth["shape"])
+    changed = (color != old_color) | (shape != np.asarray(truth["source_shape"]))  # [N, J]
+    j = np.where(changed.any(1), changed.argmax(1), 0)  # the edited object
+    rows = np.arange(N)
+    present = m["count"][rows, :, j] >= 1  # [N, T] the new colour's object
+    # The old colour must be gone: measure it as if it were prompted.
+    old = grounded.measure_objects(videos, old_color[rows, j][:, None], np.ones(N, np.int32))
+    gone = old["count"][:, :, 0] == 0
+    ok = np.zeros(N, bool)
+    is_color = kind == EDIT_KINDS.index("color")
+    ok[is_color] = ((present & gone).mean(1) > 0.5)[is_color]
+    is_shape = kind == EDIT_KINDS.index("shape")
+    shape_ok = m["shape"][rows, :, j] == shape[rows, j][:, None]
+    ok[is_shape] = (shape_ok.mean(1) > 0.5)[is_shape]
+    is_bg = kind == EDIT_KINDS.index("background")
+    ok[is_bg] = (classify_background(videos) == np.asarray(truth["background"]).reshape(N))[is_bg]
+    return ok
