@@ -113,6 +113,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.eval = ml_collections.ConfigDict()
     c.eval.num_samples = 64  # clips generated for the grounded metrics at the end
     c.eval.batch_size = 64
+    c.eval.tasks = ""  # comma-separated subset of t2v,i2v,predict,interpolate,edit; "" = all the model allows
 
     c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, sequence=1, tensor=1))
 

@@ -237,3 +237,47 @@ def test_sample_keeps_noise_dtype(noise):
     out = sample(model, noise[:16].astype(jnp.bfloat16), process=rf, num_steps=4)
     assert out.dtype == jnp.bfloat16 and np.all(np.isfinite(np.asarray(out, np.float32)))
     assert seen == [(jnp.float32, jnp.float32)]  # the model sees the float32 state
+
+
+def test_guidance_weights_reproduce_multi_guidance():
+    from vdm.diffusion import guidance_weights
+
+    outs = [np.array([1.0]), np.array([3.0]), np.array([4.0]), np.array([8.0])]
+    for scales in ([2.0, 1.5, 3.0], [1.0, 1.0, 1.0], [0.0, 2.0, 1.0]):
+        w = guidance_weights(scales)
+        np.testing.assert_allclose(sum(wi * o for wi, o in zip(w, outs)), multi_guidance(outs, scales))
+    assert guidance_weights([1.0, 1.0]) == [0.0, 0.0, 1.0]  # all ones: only the full output
+    assert guidance_weights([1.0, 4.0]) == [0.0, -3.0, 4.0]  # the unconditional one is not needed
+
+
+def test_sampling_times_from_t_start():
+    from vdm.diffusion import sampling_times, shift_time
+
+    t = np.asarray(sampling_times(10, 3.0, t_start=0.5))
+    assert t[0] == np.float32(0.5) and t[-1] == 0.0 and (np.diff(t) < 0).all()
+    # The same warp as the full schedule: unshifted times are evenly spaced.
+    u = t / (3.0 - 2.0 * t)
+    np.testing.assert_allclose(np.diff(u), np.diff(u)[0], rtol=1e-4)
+    np.testing.assert_allclose(shift_time(u, 3.0), t, rtol=1e-5)
+    with pytest.raises(ValueError, match="t_start"):
+        sampling_times(4, 1.0, t_start=0.0)
+
+
+def test_sdedit_starts_from_the_noised_source():
+    # A model with zero velocity keeps its start: the output is the first state,
+    # x = (1 - s) src + s noise at strength s (rectified flow).
+    src = jnp.full((1, 4), 2.0)
+    noise = jnp.ones((1, 4))
+
+    def still(x, t):
+        return jnp.zeros_like(x)
+
+    for s in (0.25, 1e-6):
+        out = sample(still, noise, process="flow", prediction="flow", num_steps=3, init=src, strength=s)
+        np.testing.assert_allclose(out, (1 - s) * 2.0 + s * 1.0, rtol=1e-6)
+    # A model that predicts x0 = 0 reaches 0 from any strength.
+    to_zero = sample(lambda x, t: x / t[:, None], noise, process="flow", prediction="flow", num_steps=3,
+                     init=src, strength=0.5)
+    np.testing.assert_allclose(to_zero, 0.0, atol=1e-5)
+    with pytest.raises(ValueError, match="init"):
+        sample(still, noise, process="flow", prediction="flow", num_steps=2, strength=0.5)

@@ -78,6 +78,8 @@ def format_line(step: int, metrics: Mapping[str, Any]) -> str:
 
 
 def format_eta(seconds: float) -> str:
+    if not seconds < 1e7:  # no rate measured yet (or none at all)
+        return "?"
     seconds = int(max(seconds, 0))
     h, rem = divmod(seconds, 3600)
     m, s = divmod(rem, 60)

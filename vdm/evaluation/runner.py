@@ -65,7 +65,11 @@ def evaluate(generator, config: ml_collections.ConfigDict, out_dir: str, *, step
 
     n, bs = config.eval.num_samples, config.eval.batch_size
     texts, truth, clips = eval_clips(config, n)
-    tasks = list(tasks or eval_tasks.tasks_for(generator.names, "source_video" in clips))
+    allowed = eval_tasks.tasks_for(generator.names, "source_video" in clips)
+    tasks = list(tasks or [t.strip() for t in config.eval.get("tasks", "").split(",") if t.strip()] or allowed)
+    bad = [t for t in tasks if t not in allowed]
+    if bad:
+        raise ValueError(f"evaluation tasks {bad} are not possible for this model and data; possible: {allowed}")
     seed = config.seed if seed is None else seed
     use_text = "text" in generator.names
     metrics: dict[str, Any] = {}

@@ -70,18 +70,19 @@ def generate_kwargs(task: str, clips: dict[str, np.ndarray]) -> dict:
 
 
 def classify_background(videos: np.ndarray) -> np.ndarray:
-    """BACKGROUNDS index per clip from its non-object pixels: black if dark, textured if
-    neighbouring pixels differ by more than a gradient's few grey levels, else gradient."""
+    """BACKGROUNDS index per clip from its non-object pixels: black if dark; textured if the
+    grey level is rough (mean |second difference| along rows > 3 levels: a texture's noise
+    gives ~15, a linear gradient only its rounding, <= 2); else gradient."""
     videos = grounded.to_uint8(videos)
     N = videos.shape[0]
     bg = grounded.segment_colors(videos) < 0  # [N, T, H, W]
     grey = videos.astype(np.float64).mean(-1)
     level = np.array([grey[i][bg[i]].mean() if bg[i].any() else 0.0 for i in range(N)])
-    both = bg[..., :, 1:] & bg[..., :, :-1]
-    diff = np.abs(np.diff(grey, axis=-1))
-    rough = np.array([diff[i][both[i]].mean() if both[i].any() else 0.0 for i in range(N)])
+    three = bg[..., :, 2:] & bg[..., :, 1:-1] & bg[..., :, :-2]  # [N, T, H, W-2]
+    d2 = np.abs(np.diff(grey, n=2, axis=-1))
+    rough = np.array([d2[i][three[i]].mean() if three[i].any() else 0.0 for i in range(N)])
     kind = np.where(level < 8, BACKGROUNDS.index("black"),
-                    np.where(rough > 4.0, BACKGROUNDS.index("texture"), BACKGROUNDS.index("gradient")))
+                    np.where(rough > 3.0, BACKGROUNDS.index("texture"), BACKGROUNDS.index("gradient")))
     return kind.astype(np.int32)
 
 
