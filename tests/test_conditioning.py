@@ -69,8 +69,12 @@ def test_parse_guidance():
     assert conditioning.parse_guidance(None, ["text"], d) == {"text": 3.0}
     assert conditioning.parse_guidance("5", ["text"], d) == {"text": 5.0}
     assert conditioning.parse_guidance("text=2.5", ["text"], d) == {"text": 2.5}
-    with pytest.raises(ValueError, match="'source'"):
+    with pytest.raises(ValueError, match="'source_video'.*conditions are \\['text'\\]"):
         conditioning.parse_guidance("source=2", ["text"], d)
+    both = {"source_video": 1.5, "text": 3.0}
+    assert conditioning.parse_guidance("source=2,text=5", list(both), both) == {"source_video": 2.0, "text": 5.0}
+    with pytest.raises(ValueError, match="'colour'"):
+        conditioning.parse_guidance("colour=2", ["text"], d)
 
 
 def test_unknown_condition_named():
