@@ -106,4 +106,5 @@ def test_tasks_for():
     assert tasks.tasks_for(["image", "text"], has_source=True) == ["t2v", "i2v"]
     assert tasks.tasks_for(["source_video", "image", "frames", "text"], has_source=True) == list(tasks.TASKS)
     assert tasks.tasks_for(["source_video", "text"], has_source=False) == ["t2v"]
+    assert tasks.tasks_for(["source_video", "text"], has_source=True, text_key="instruction") == ["edit"]
     assert moving_shapes.config_spec("edit_16")["edit"] is True

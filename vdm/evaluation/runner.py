@@ -65,7 +65,7 @@ def evaluate(generator, config: ml_collections.ConfigDict, out_dir: str, *, step
 
     n, bs = config.eval.num_samples, config.eval.batch_size
     texts, truth, clips = eval_clips(config, n)
-    allowed = eval_tasks.tasks_for(generator.names, "source_video" in clips)
+    allowed = eval_tasks.tasks_for(generator.names, "source_video" in clips, config.data.text_key)
     tasks = list(tasks or [t.strip() for t in config.eval.get("tasks", "").split(",") if t.strip()] or allowed)
     bad = [t for t in tasks if t not in allowed]
     if bad:

@@ -37,11 +37,14 @@ _NEEDS = {"t2v": ("text",), "i2v": ("image",), "predict": ("frames",), "interpol
           "edit": ("source_video",)}
 
 
-def tasks_for(conditions: Sequence[str], has_source: bool) -> list[str]:
-    """The tasks a model with these conditions can be evaluated on (edit needs edit pairs)."""
+def tasks_for(conditions: Sequence[str], has_source: bool, text_key: str = "caption") -> list[str]:
+    """The tasks a model with these conditions can be evaluated on (edit needs edit pairs;
+    a model whose text is an edit instruction is evaluated on editing only)."""
     out = [t for t in TASKS if all(c in conditions for c in _NEEDS[t])]
     if "text" not in conditions and not out:
         out = ["t2v"]  # unconditional: still scored against the test clips' truth
+    if text_key == "instruction" and has_source and "edit" in out:
+        return ["edit"]
     return [t for t in out if t != "edit" or has_source]
 
 
