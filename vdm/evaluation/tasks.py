@@ -24,6 +24,7 @@ NOT clamped here: the scores say what the model itself does with them.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -73,20 +74,27 @@ def generate_kwargs(task: str, clips: dict[str, np.ndarray]) -> dict:
 
 
 def classify_background(videos: np.ndarray) -> np.ndarray:
-    """BACKGROUNDS index per clip from its non-object pixels: black if dark; textured if the
-    grey level is rough (mean |second difference| along rows > 3 levels: a texture's noise
-    gives ~15, a linear gradient only its rounding, <= 2); else gradient."""
+    """BACKGROUNDS index per clip from its non-object pixels. Backgrounds are static, so each
+    pixel's grey level is first taken as its median over the frames where no object covers
+    it (flicker and per-frame speckle are not the background). Then: black if dark; textured
+    if rough (mean |second difference| along rows > 3 levels: a texture's noise gives ~15, a
+    linear gradient only its rounding, <= 2); else gradient."""
     videos = grounded.to_uint8(videos)
     N = videos.shape[0]
     bg = grounded.segment_colors(videos) < 0  # [N, T, H, W]
-    grey = videos.astype(np.float64).mean(-1)
-    level = np.array([grey[i][bg[i]].mean() if bg[i].any() else 0.0 for i in range(N)])
-    three = bg[..., :, 2:] & bg[..., :, 1:-1] & bg[..., :, :-2]  # [N, T, H, W-2]
-    d2 = np.abs(np.diff(grey, n=2, axis=-1))
-    rough = np.array([d2[i][three[i]].mean() if three[i].any() else 0.0 for i in range(N)])
-    kind = np.where(level < 8, BACKGROUNDS.index("black"),
-                    np.where(rough > 3.0, BACKGROUNDS.index("texture"), BACKGROUNDS.index("gradient")))
-    return kind.astype(np.int32)
+    grey = np.where(bg, videos.astype(np.float64).mean(-1), np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # pixels covered in every frame
+        still = np.nanmedian(grey, axis=1)  # [N, H, W]
+    kind = np.empty(N, np.int32)
+    for i in range(N):
+        seen = ~np.isnan(still[i])
+        level = still[i][seen].mean() if seen.any() else 0.0
+        d2 = np.abs(np.diff(still[i], n=2, axis=-1))  # nan where any of the 3 pixels is unseen
+        rough = np.nanmean(d2) if np.isfinite(d2).any() else 0.0
+        kind[i] = (BACKGROUNDS.index("black") if level < 8 else
+                   BACKGROUNDS.index("texture") if rough > 3.0 else BACKGROUNDS.index("gradient"))
+    return kind
 
 
 def task_metrics(task: str, videos: np.ndarray, clips: dict[str, np.ndarray],
