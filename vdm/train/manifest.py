@@ -33,7 +33,7 @@ def checksums(step_dir: str) -> dict[str, str]:
         for name in files:
             path = os.path.join(root, name)
             rel = os.path.relpath(path, step_dir)
-            if rel != NAME:
+            if not rel.startswith(NAME):  # the manifest and its temporary file
                 out[rel] = _sha256(path)
     return dict(sorted(out.items()))
 
@@ -45,8 +45,9 @@ def exists(step_dir: str) -> bool:
 def write(step_dir: str) -> None:
     path = os.path.join(step_dir, NAME)
     tmp = path + ".tmp"
+    sums = checksums(step_dir)
     with open(tmp, "w") as f:
-        json.dump({"sha256": checksums(step_dir)}, f, indent=1)
+        json.dump({"sha256": sums}, f, indent=1)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)  # atomic: a manifest is whole or absent
