@@ -18,7 +18,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def child_env(devices: int, cache_dir: str | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env.update(XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu",
-               WANDB_MODE="disabled", PYTHONPATH=ROOT, PYTHONUNBUFFERED="1")
+               WANDB_MODE="disabled", PYTHONPATH=ROOT, PYTHONUNBUFFERED="1",
+               # Tiny programs: XLA's optimisation passes cost more than they save.
+               JAX_DISABLE_MOST_OPTIMIZATIONS="1")
     if cache_dir:  # children of one test share compiled programs
         env.update(JAX_COMPILATION_CACHE_DIR=cache_dir, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0.5")
     return env

@@ -23,6 +23,12 @@ START_S = 240
 
 
 @pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """One compilation cache for this module's children: they compile the same programs."""
+    return str(tmp_path_factory.mktemp("jax-cache"))
+
+
+@pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     d = str(tmp_path_factory.mktemp("data"))
     moving_shapes.build("smoke", d)  # built once here: children must not race to build it
@@ -33,7 +39,7 @@ def cli_run(data_dir, workdir, cache, *extra):
     args = [os.path.join(ROOT, "tools", "train.py"), "--config", os.path.join(ROOT, "configs", "shapes_t2v.py:smoke"),
             "--workdir", workdir, f"--config.data.data_dir={data_dir}", "--config.train.num_steps=200",
             "--config.train.ckpt_every=1000", "--config.train.log_every=1", *extra]
-    return Child(args, child_env(8, cache))
+    return Child(args, child_env(1, cache))
 
 
 def losses(workdir):
@@ -56,8 +62,7 @@ def state_digests(workdir, step, data_dir):
     return {jax.tree_util.keystr(p): hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest() for p, x in flat}
 
 
-def test_sigterm_saves_and_resume_is_bitwise(data_dir, tmp_path):
-    cache = str(tmp_path / "jax-cache")
+def test_sigterm_saves_and_resume_is_bitwise(data_dir, cache, tmp_path):
     stopped, straight = str(tmp_path / "stopped"), str(tmp_path / "straight")
     run = cli_run(data_dir, stopped, cache)
     run.wait_for(r"^step 3/200", START_S)
@@ -89,8 +94,8 @@ def distributed_run(process_id, port, workdir, data_dir, cache, stop_after=None)
     return Child(args, child_env(2, cache))
 
 
-def test_sigterm_to_one_of_two_processes(data_dir, tmp_path):
-    cache, workdir = str(tmp_path / "jax-cache"), str(tmp_path / "run")
+def test_sigterm_to_one_of_two_processes(data_dir, cache, tmp_path):
+    workdir = str(tmp_path / "run")
     port = free_port()
     procs = [distributed_run(i, port, workdir, data_dir, cache) for i in range(2)]
     try:

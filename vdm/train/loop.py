@@ -64,8 +64,9 @@ def prepare_workdir(workdir: str, config: ml_collections.ConfigDict, *, resume: 
                 f"{'; '.join(diffs[:5])}{' ...' if len(diffs) > 5 else ''}). "
                 f"Pass --resume to continue it with this config, or --overwrite to delete it.")
     if jax.process_index() == 0:
-        with open(path, "w") as f:
+        with open(path + ".tmp", "w") as f:
             json.dump(new, f, indent=2, sort_keys=True)
+        os.replace(path + ".tmp", path)  # atomic: other processes read it whole or not at all
 
 
 def check_config(config: ml_collections.ConfigDict, mesh) -> None:
