@@ -46,6 +46,7 @@ class Run:
     def _read(self) -> None:
         for line in self.proc.stdout:
             self.log.write(line)
+            self.log.flush()
             self.lines.put(line.rstrip("\n"))
         self.lines.put(None)
 
