@@ -2,6 +2,7 @@
 another shape. Children run under bounded waits."""
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -111,22 +112,22 @@ def _can_mount_tmpfs(tmp_path) -> bool:
 
 
 def test_disk_full_names_the_path_and_keeps_the_previous_checkpoint(data_dir, cache, tmp_path):
-    """A real full disk: a tmpfs (in a private mount namespace) that holds one smoke
-    checkpoint (~1.9 MB of incompressible float32 arrays) but not two."""
+    """A real full disk: a small tmpfs (in a private mount namespace, so that nothing else
+    fills up) that random bytes fill once the checkpoint of step 2 committed."""
     if not _can_mount_tmpfs(tmp_path):
         pytest.skip("cannot mount a tmpfs in a user namespace here")
     disk, kept = tmp_path / "disk", tmp_path / "kept"
     disk.mkdir()
-    cmd = [os.path.join(ROOT, "tools", "train.py"), "--config",
-           os.path.join(ROOT, "configs", "shapes_t2v.py:smoke"), "--workdir", f"{disk}/run",
-           f"--config.data.data_dir={data_dir}", "--config.train.num_steps=4", "--config.train.ckpt_every=2"]
-    script = (f"mount -t tmpfs -o size=3m tmpfs {disk} && {sys.executable} {' '.join(cmd)}; rc=$?; "
-              f"cp -a {disk}/run {kept}; exit $rc")
+    overrides = {"data.data_dir": data_dir, "train.num_steps": 4, "train.ckpt_every": 2}
+    cmd = [sys.executable, os.path.join(ROOT, "tests", "faulty_train.py"), f"{disk}/run",
+           shlex.quote(json.dumps(overrides)), "fill_disk", "2"]
+    script = (f"mount -t tmpfs -o size=16m tmpfs {disk} && {' '.join(cmd)}; rc=$?; "
+              f"rm -f {disk}/run/filler; cp -a {disk}/run {kept}; exit $rc")
     r = subprocess.run(["unshare", "-rm", "sh", "-c", script], env=child_env(1, cache),
                        capture_output=True, text=True, timeout=START_S)
     assert r.returncode == 1, r.stdout + r.stderr
     assert f"saving a checkpoint under {disk}/run/checkpoints failed" in r.stderr, r.stderr
-    assert "No space left on device" in r.stderr
+    assert "No space left on device" in r.stderr or "ENOSPC" in r.stderr, r.stderr
     assert finalized_steps(kept) == [2]
     state = restore_state(smoke(data_dir), str(kept), 2)  # the previous checkpoint restores, verified
     assert int(state.step) == 2
@@ -158,7 +159,7 @@ def test_config_of_other_shapes_is_refused_before_any_step(data_dir, tmp_path):
     metrics = os.path.join(wd, "metrics.jsonl")
     rows_before = open(metrics).read()
     wider = smoke(data_dir, **{"train.num_steps": 2, "model.hidden": 48, "model.num_heads": 2})
-    with pytest.raises(checkpoint.CheckpointError,
+    with pytest.raises(checkpoint.CheckpointMismatch,
                        match=r"does not fit this config \(\d+ arrays differ\): .*ema/dit/\S+/out/bias/value: "
                              r"checkpoint \(32,\) float32, config \(48,\) float32"):
         train(wider, wd, resume=True)
@@ -172,7 +173,7 @@ def test_config_of_other_shapes_is_refused_before_any_step(data_dir, tmp_path):
                            if a.dtype == jnp.float32 else a, target)
     mngr = checkpoint.manager(wd, keep=2)
     try:
-        with pytest.raises(checkpoint.CheckpointError, match=r"ema/\S+: checkpoint \(.*\) float32, config .* bfloat16"):
+        with pytest.raises(checkpoint.CheckpointMismatch, match=r"ema/\S+: checkpoint \(.*\) float32, config .* bfloat16"):
             checkpoint.check_compatible(mngr, 1, to_bf16)
     finally:
         mngr.close()

@@ -29,7 +29,6 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-GRACE_S = 30  # a preempted run must have saved and left within this
 
 
 class Run:
@@ -88,6 +87,12 @@ def state_digests(workdir: str, step: int) -> dict[str, str]:
             for p, x in flat}
 
 
+def latest_step(workdir: str) -> int | None:
+    """The newest committed checkpoint (orbax renames a step's folder to its bare number on commit)."""
+    steps = [int(n) for n in os.listdir(os.path.join(workdir, "checkpoints")) if n.isdigit()]
+    return max(steps, default=None)
+
+
 def losses(workdir: str) -> dict[int, float]:
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
         return {r["step"]: r["loss"] for r in map(json.loads, f) if "loss" in r}
@@ -101,6 +106,8 @@ def main(argv=None) -> int:
     p.add_argument("--ckpt_every", type=int, required=True)
     p.add_argument("--cycles", type=int, default=3, help="SIGTERM/resume cycles")
     p.add_argument("--set", action="append", default=[], help="more config overrides, e.g. train.batch_size=8")
+    p.add_argument("--grace_s", type=float, default=30.0,
+                   help="a run told to stop (SIGTERM) must have saved and exited within this")
     args = p.parse_args(argv)
     if args.steps < args.cycles + 1 or args.ckpt_every < 1:
         p.error("need --steps > --cycles and --ckpt_every >= 1")
@@ -133,12 +140,8 @@ def main(argv=None) -> int:
                     return 1
                 t_signal = time.time()
                 run.proc.send_signal(signal.SIGTERM)
-                rc = run.finish(GRACE_S)
-                from vdm.train import checkpoint  # no JAX work: reads the step folders
-
-                mngr = checkpoint.manager(int_dir, keep=1)
-                saved = mngr.latest_step()
-                mngr.close()
+                rc = run.finish(args.grace_s)
+                saved = latest_step(int_dir)
                 cycle = {"resumed_from": step, "sigterm_at_step": stop, "saved_step": saved, "exit": rc,
                          "sigterm_to_exit_s": round(time.time() - t_signal, 1)}
                 step = saved

@@ -32,7 +32,11 @@ logging.set_verbosity(_verbosity)
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint could not be written, or does not match what restores it."""
+    """A checkpoint could not be written."""
+
+
+class CheckpointMismatch(ValueError):
+    """A checkpoint's arrays differ in name, shape or dtype from the config restoring it (bad input)."""
 
 
 def manager(workdir: str, *, keep: int, async_save: bool = True) -> ocp.CheckpointManager:
@@ -94,7 +98,7 @@ def check_compatible(mngr: ocp.CheckpointManager, step: int, abstract_state: Any
     problems += [f"{name}: in the checkpoint, not in the config's state" for name in sorted(set(stored) - set(wanted))]
     problems += [f"{name}: in the config's state, not in the checkpoint" for name in sorted(set(wanted) - set(stored))]
     if problems:
-        raise CheckpointError(
+        raise CheckpointMismatch(
             f"checkpoint {step_dir(mngr, step)} does not fit this config ({len(problems)} arrays differ): "
             + "; ".join(problems[:5]) + (" ..." if len(problems) > 5 else ""))
 
