@@ -1,5 +1,6 @@
 """Input pipeline: grain over the moving_shapes data source, and global arrays."""
 import json
+import os
 
 import grain
 import jax
@@ -197,3 +198,41 @@ def test_to_global_shards_batch_over_data_axes(source):
     out = pipeline.to_global(small, mesh2, P("data"))
     assert out["video"].sharding.spec[0] == "data"
     assert {s.data.shape[0] for s in out["video"].addressable_shards} == {1}
+
+
+FRESH_PROCESS_RESTORE = """
+import json, sys
+import numpy as np
+import test_data_pipeline as t
+from vdm.data import pipeline
+source = pipeline.make_source("smoke", sys.argv[1], "train")
+it = iter(t.dataset(source, seed=5))
+it.set_state(json.loads(sys.argv[2]))
+batches = [next(it) for _ in range(3)]
+np.savez(sys.argv[3], **{f"{i}/{k}": v for i, b in enumerate(batches) for k, v in b.items() if k != "caption"},
+         **{f"{i}/caption": np.array([str(c) for c in b["caption"]]) for i, b in enumerate(batches)})
+"""
+
+
+def test_iterator_state_restores_in_a_fresh_process(source, data_dir, tmp_path):
+    import subprocess
+    import sys
+
+    from launch import ROOT, child_env
+
+    it = iter(dataset(source, seed=5))
+    for _ in range(2):  # mid-epoch
+        next(it)
+    state = json.dumps(it.get_state())
+    expected = [next(it) for _ in range(3)]
+    out = tmp_path / "next.npz"
+    env = child_env(1)
+    env["PYTHONPATH"] = os.pathsep.join([ROOT, os.path.join(ROOT, "tests")])
+    r = subprocess.run([sys.executable, "-c", FRESH_PROCESS_RESTORE, str(data_dir), state, str(out)], env=env,
+                       capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr
+    got = np.load(out)
+    for i, batch in enumerate(expected):
+        for key, value in batch.items():
+            np.testing.assert_array_equal(got[f"{i}/{key}"], np.asarray(value).astype(got[f"{i}/{key}"].dtype)
+                                          if key == "caption" else value, err_msg=key)

@@ -7,7 +7,10 @@ import numpy as np
 import pytest
 
 from configs import shapes_t2v
+from vdm import sharding
 from vdm.sampling import Generator
+from vdm.train import checkpoint
+from vdm.train.state import create_abstract_state
 from vdm.train.loop import WorkdirConflict, train
 
 
@@ -39,6 +42,16 @@ def params_of(workdir, step=None):
     return jax.tree.leaves(jax.device_get(gen.params))
 
 
+def full_state(config, workdir, step):
+    mesh = sharding.make_mesh({"data": -1}, devices=jax.devices()[:1])
+    _, target = create_abstract_state(config, mesh)
+    mngr = checkpoint.manager(str(workdir), keep=2)
+    try:
+        return jax.tree.leaves(jax.device_get(checkpoint.restore(mngr, step, target)))
+    finally:
+        mngr.close()
+
+
 def test_eight_devices_match_one(data_dir, tmp_path):
     c = smoke(data_dir, **{"train.num_steps": 2, "train.ckpt_every": 100})
     train(c, str(tmp_path / "one"), devices=jax.devices()[:1])
@@ -59,8 +72,8 @@ def test_resume_is_exact(data_dir, tmp_path):
     train(c, str(tmp_path / "resumed"))
     a, b = losses(tmp_path / "straight"), losses(tmp_path / "resumed")
     assert [a[s] for s in (1, 2, 3, 4)] == [b[s] for s in (1, 2, 3, 4)]  # bitwise
-    for x, y in zip(params_of(tmp_path / "straight"), params_of(tmp_path / "resumed")):
-        np.testing.assert_array_equal(x, y)
+    for x, y in zip(full_state(c, tmp_path / "straight", 4), full_state(c, tmp_path / "resumed", 4)):
+        np.testing.assert_array_equal(x, y)  # parameters, optimizer state, EMA, step, RNG
     # The final evaluation ran and wrote its outputs.
     assert os.path.exists(tmp_path / "straight" / "eval" / "metrics_step_0000004.json")
     assert os.path.exists(tmp_path / "straight" / "eval" / "samples_step_0000004.png")

@@ -5,6 +5,8 @@ Videos are uint8 [T, H, W, 3]; batches [N, T, H, W, 3].
 from __future__ import annotations
 
 import os
+import sys
+import threading
 from typing import Sequence
 
 import imageio.v2 as imageio
@@ -85,32 +87,88 @@ def write_samples(prefix: str, videos: np.ndarray, *, scale: int = 4, fps: int =
     return paths
 
 
-def read_video(path: str) -> np.ndarray:
-    """Any format imageio reads -> uint8 [T, H, W, 3]."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path}: no such file")
-    if os.path.getsize(path) == 0:
-        raise ValueError(f"{path}: empty file")
-    try:
-        frames = [np.asarray(f) for f in imageio.mimread(path, memtest=False)]
-    except Exception as e:  # imageio raises many types; name the file
-        raise ValueError(f"{path}: cannot decode video ({type(e).__name__}: {e})") from e
-    if not frames:
-        raise ValueError(f"{path}: no frames")
-    video = np.stack([f[..., :3] if f.ndim == 3 else np.repeat(f[..., None], 3, -1) for f in frames])
-    return video.astype(np.uint8)
+VIDEO_FORMATS = (".mp4", ".gif", ".webm", ".mov", ".avi", ".mkv")
+IMAGE_FORMATS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+DECODE_TIMEOUT_S = 60.0
 
 
-def read_image(path: str) -> np.ndarray:
-    """An image file -> uint8 [H, W, 3]."""
+class BadMediaFile(ValueError):
+    """A video or image file that cannot serve as input; the message names the file and the problem."""
+
+
+def _check_file(path: str, formats: Sequence[str]) -> None:
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such file")
+    if not os.path.isfile(path):
+        raise BadMediaFile(f"{path}: not a regular file")
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in formats:
+        raise BadMediaFile(f"{path}: unsupported format {ext or '(no extension)'!r}; "
+                           f"supported: {', '.join(formats)}")
     if os.path.getsize(path) == 0:
-        raise ValueError(f"{path}: empty file")
-    try:
-        image = np.asarray(imageio.imread(path))
-    except Exception as e:  # imageio raises many types; name the file
-        raise ValueError(f"{path}: cannot decode image ({type(e).__name__}: {e})") from e
-    if image.ndim not in (2, 3):
-        raise ValueError(f"{path}: not a single image (shape {image.shape})")
-    return (image[..., :3] if image.ndim == 3 else np.repeat(image[..., None], 3, -1)).astype(np.uint8)
+        raise BadMediaFile(f"{path}: empty file (0 bytes)")
+
+
+def _decode(path: str, read, timeout_s: float):
+    """``read(path)`` in a daemon thread: a decoder stuck on a broken file cannot hang the caller
+    (the thread is abandoned; a daemon thread does not keep the interpreter alive)."""
+    result: dict = {}
+
+    def work():
+        try:
+            result["value"] = read(path)
+        except Exception as e:  # imageio and its plugins raise many types
+            result["error"] = e
+
+    thread = threading.Thread(target=work, name=f"decode {os.path.basename(path)}", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if thread.is_alive():
+        raise BadMediaFile(f"{path}: decoding did not finish within {timeout_s:g} s")
+    if "error" in result:
+        e = result["error"]
+        first_line = (str(e).strip().splitlines() or [""])[0]  # ffmpeg appends pages of stderr
+        raise BadMediaFile(f"{path}: cannot decode ({type(e).__name__}: {first_line})") from e
+    return result["value"]
+
+
+def _rgb(frame: np.ndarray) -> np.ndarray:
+    frame = np.asarray(frame)
+    return frame[..., :3] if frame.ndim == 3 else np.repeat(frame[..., None], 3, -1)
+
+
+def read_video(path: str, *, min_frames: int = 1, timeout_s: float = DECODE_TIMEOUT_S) -> np.ndarray:
+    """A video file -> uint8 [T, H, W, 3], T >= min_frames. Any problem raises
+    FileNotFoundError or BadMediaFile naming the file."""
+    _check_file(path, VIDEO_FORMATS)
+    frames = _decode(path, lambda p: imageio.mimread(p, memtest=False), timeout_s)
+    if len(frames) < max(min_frames, 1):
+        raise BadMediaFile(f"{path}: {len(frames)} frames, fewer than the {max(min_frames, 1)} needed")
+    return np.stack([_rgb(f) for f in frames]).astype(np.uint8)
+
+
+def read_image(path: str, *, timeout_s: float = DECODE_TIMEOUT_S) -> np.ndarray:
+    """An image file -> uint8 [H, W, 3]. Any problem raises FileNotFoundError or BadMediaFile."""
+    _check_file(path, IMAGE_FORMATS)
+    image = _decode(path, imageio.imread, timeout_s)
+    if np.ndim(image) not in (2, 3):
+        raise BadMediaFile(f"{path}: not a single image (shape {np.shape(image)})")
+    return _rgb(image).astype(np.uint8)
+
+
+def read_videos(paths: Sequence[str], *, min_frames: int = 1, skip_bad: bool = False,
+                timeout_s: float = DECODE_TIMEOUT_S) -> tuple[list[np.ndarray], list[str]]:
+    """Read many videos: (videos, problems). With ``skip_bad`` a bad file is left out with a
+    message per file and a count at the end; otherwise the first bad file raises."""
+    videos, problems = [], []
+    for path in paths:
+        try:
+            videos.append(read_video(path, min_frames=min_frames, timeout_s=timeout_s))
+        except (FileNotFoundError, BadMediaFile) as e:
+            if not skip_bad:
+                raise
+            problems.append(str(e))
+            print(f"skipped: {e}", file=sys.stderr, flush=True)
+    if problems:
+        print(f"skipped {len(problems)} of {len(paths)} videos", file=sys.stderr, flush=True)
+    return videos, problems

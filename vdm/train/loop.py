@@ -19,7 +19,7 @@ from vdm import sharding
 from vdm.data import moving_shapes, pipeline
 from vdm.logging import MetricWriter, format_eta
 from vdm.models.text import tokenize
-from vdm.train import checkpoint
+from vdm.train import checkpoint, numerics, preemption
 from vdm.train.state import TrainState, create_abstract_state, create_state, make_optimizer, video_shape
 from vdm.train.step import make_train_step
 
@@ -64,8 +64,9 @@ def prepare_workdir(workdir: str, config: ml_collections.ConfigDict, *, resume: 
                 f"{'; '.join(diffs[:5])}{' ...' if len(diffs) > 5 else ''}). "
                 f"Pass --resume to continue it with this config, or --overwrite to delete it.")
     if jax.process_index() == 0:
-        with open(path, "w") as f:
+        with open(path + ".tmp", "w") as f:
             json.dump(new, f, indent=2, sort_keys=True)
+        os.replace(path + ".tmp", path)  # atomic: other processes read it whole or not at all
 
 
 def check_config(config: ml_collections.ConfigDict, mesh) -> None:
@@ -122,20 +123,23 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, resume: bool = Fal
     run_name = os.path.basename(os.path.normpath(workdir))
     writer = MetricWriter(workdir, config=config.to_dict(), wandb_cfg=config.wandb, is_main=is_main,
                           run_name=run_name)
+    mngr = checkpoint.manager(workdir, keep=config.train.keep_checkpoints)
     try:
-        return _train(config, workdir, mesh, writer, stop_after)
+        with preemption.PreemptionWatch() as watch:
+            return _train(config, workdir, mesh, writer, stop_after, mngr, watch)
     finally:
+        checkpoint.close(mngr)  # every way out waits for pending saves
         writer.close()
 
 
-def _train(config, workdir, mesh, writer: MetricWriter, stop_after: int | None) -> dict[str, Any]:
+def _train(config, workdir, mesh, writer: MetricWriter, stop_after: int | None, mngr,
+           watch: preemption.PreemptionWatch) -> dict[str, Any]:
     t_start = time.time()
     data_iter = make_train_iter(config)
     t_data = time.time() - t_start
     tx, schedule = make_optimizer(config)
     with sharding.use_mesh(mesh):
         graphdef, state, shardings = create_state(config, mesh)
-    mngr = checkpoint.manager(workdir, keep=config.train.keep_checkpoints)
     latest = mngr.latest_step()
     if latest is not None:
         _, target = create_abstract_state(config, mesh)
@@ -160,6 +164,7 @@ def _train(config, workdir, mesh, writer: MetricWriter, stop_after: int | None) 
               f"clip {video_shape(config)} | steps {step}->{num_steps} | data ready in {t_data:.1f}s",
               flush=True)
     pending: list[dict] = []
+    guard = numerics.Guard(config.train.max_bad_steps)
     sampler_cache: dict = {}
     t_log, step_log, t_first = time.time(), step, None
     stop_at = num_steps if stop_after is None else min(num_steps, step + stop_after)
@@ -168,15 +173,18 @@ def _train(config, workdir, mesh, writer: MetricWriter, stop_after: int | None) 
         state, metrics = jit_step(state, batch, key)
         step += 1
         pending.append(metrics)
+        guard.observe(step, metrics)
+        preempted = watch.reached(step)  # asked at every step, on every process
         if t_first is None:
             jax.block_until_ready(metrics)
             t_first = time.time()
             writer.write(step, {"compile_s": t_first - t_log})
             t_log, step_log = t_first, step
-        if step % config.train.log_every == 0 or step == stop_at:
+        if step % config.train.log_every == 0 or step == stop_at or preempted:
             if pending:
                 host = jax.device_get(pending)
                 row = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
+                row.update(guard.summary())
                 now = time.time()
                 rate = (step - step_log) / max(now - t_log, 1e-9) if step > step_log else 0.0
                 row.update(steps_per_s=rate, examples_per_s=rate * config.train.batch_size)
@@ -185,14 +193,19 @@ def _train(config, workdir, mesh, writer: MetricWriter, stop_after: int | None) 
                       f"{rate:.2f} steps/s | eta {format_eta((num_steps - step) / max(rate, 1e-9))}",
                       flush=True)
                 t_log, step_log, pending = now, step, []
-        if step % config.train.ckpt_every == 0 and step < num_steps:
+        if step % config.train.ckpt_every == 0 and step < num_steps and not preempted:
+            guard.before_save(state)
             checkpoint.save(mngr, step, state, data_iter, config)
+        if preempted:
+            print(f"preempted: saving step {step} and leaving", flush=True)
+            break
         if config.train.sample_every and step % config.train.sample_every == 0 and step < num_steps:
             _periodic_samples(config, graphdef, state, mesh, workdir, step, writer, sampler_cache)
+    guard.flush()
     if mngr.latest_step() != step:
+        guard.before_save(state)
         checkpoint.save(mngr, step, state, data_iter, config, force=True)
-    mngr.wait_until_finished()
-    mngr.close()
+    checkpoint.finish(mngr)  # a failed save is an error before the evaluation starts
     train_time = time.time() - t_start
     final = {"train_wall_s": train_time, "final_step": step}
     if step < num_steps:

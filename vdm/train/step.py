@@ -17,6 +17,7 @@ from flax import nnx
 
 from vdm import conditioning
 from vdm.diffusion import diffusion_loss, get_process
+from vdm.train.numerics import keep_if_finite
 from vdm.train.state import TrainState
 
 
@@ -53,8 +54,13 @@ def make_train_step(graphdef, tx: optax.GradientTransformation, config: ml_colle
         # EMA with a warm-up so that short runs are not dominated by the initialisation.
         decay = jnp.minimum(ema_decay, (1.0 + state.step) / (10.0 + state.step))
         ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.ema, params)
-        metrics = {"loss": loss, "grad_norm": optax.global_norm(grads),
-                   "param_norm": optax.global_norm(params)}
+        grad_norm = optax.global_norm(grads)
+        # A non-finite loss or gradient: keep the old state (only the step advances).
+        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+        params, opt_state, ema = keep_if_finite(finite, (params, opt_state, ema),
+                                                (state.params, state.opt_state, state.ema))
+        metrics = {"loss": loss, "grad_norm": grad_norm, "param_norm": optax.global_norm(params),
+                   "update_skipped": (~finite).astype(jnp.float32)}
         if schedule is not None:
             metrics["lr"] = schedule(state.step)
         new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state, ema=ema)
