@@ -151,7 +151,13 @@ def attend_time(attn: SelfAttention, x: Array, rope=None, mask=None) -> Array:
 
 
 def attend_joint(attn: SelfAttention, x: Array, rope=None, mask=None) -> Array:
-    """Full 3D attention over all T'*S tokens. [B, T', S, D] -> same."""
+    """Full 3D attention over all T'*S tokens. [B, T', S, D] -> same.
+
+    Under sequence parallel the tokens stay split over 'sequence' (merging T' with
+    the unsplit S is a block split) and so do the queries; XLA all-gathers keys and
+    values, [B, T'*S, heads, head_dim], per block: per-device memory O(T'*S) for K/V
+    and scores of [T'*S / n, T'*S]. (A ring attention would keep K/V split too.)
+    """
     B, T, S, D = x.shape
     h = sharding.constrain(x.reshape(B, T * S, D), ACT_TOKENS)   # [B, T'*S, D]
     h = attn(h, rope=rope, mask=mask)
