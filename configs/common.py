@@ -103,6 +103,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.train.sample_every = 0  # 0: only at the end
     c.train.ema_decay = 0.999
     c.train.max_bad_steps = 10  # consecutive non-finite steps (updates skipped) before the run stops
+    c.train.grad_accum_steps = 1  # micro-batches per optimizer step (the batch is split, not grown)
 
     c.sample = ml_collections.ConfigDict()
     c.sample.sampler = "euler"  # euler | heun | ddim | ddpm

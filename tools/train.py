@@ -8,6 +8,10 @@ Exit codes: 0 done (or preempted by SIGTERM, with a checkpoint saved); 2 bad
 input (config key, type or value; workdir of another config; checkpoint that
 does not fit), reported before JAX starts where possible; 1 the run failed
 (a checkpoint could not be written, non-finite training).
+
+Several processes (hosts): run the same command on each, with ``--coordinator
+host0:PORT --num_processes N --process_id i``, or under SLURM / Open MPI / a TPU
+slice without them (see vdm/distributed.py and README "Scaling up").
 """
 import _bootstrap  # noqa: F401  (repository root on sys.path)
 
@@ -23,6 +27,9 @@ flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and sample
 flags.DEFINE_bool("resume", False, "Continue a workdir's run even though its config differs.")
 flags.DEFINE_bool("overwrite", False, "Delete a workdir's run of another config and start anew.")
 flags.DEFINE_integer("stop_after", None, "Leave after this many steps, with a checkpoint (as if preempted).")
+flags.DEFINE_string("coordinator", None, "host:port of process 0, for a multi-process run.")
+flags.DEFINE_integer("num_processes", None, "Processes in a multi-process run.")
+flags.DEFINE_integer("process_id", None, "This process's index in [0, num_processes).")
 flags.mark_flags_as_required(["config", "workdir"])
 FLAGS = flags.FLAGS
 
@@ -53,12 +60,14 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
+    from vdm import distributed
     from vdm.train.checkpoint import CheckpointError
     from vdm.train.loop import WorkdirConflict, train
     from vdm.train.manifest import ChecksumMismatch
     from vdm.train.numerics import NonFiniteTraining
 
     try:
+        distributed.initialize(FLAGS.coordinator, FLAGS.num_processes, FLAGS.process_id)
         final = train(FLAGS.config, FLAGS.workdir, resume=FLAGS.resume, overwrite=FLAGS.overwrite,
                       stop_after=FLAGS.stop_after)
     except (WorkdirConflict, ValueError) as e:

@@ -179,9 +179,12 @@ class Generator:
                 return model(x, t, **kw)
 
             k_noise, k_sampler = jax.random.split(rng)
+            # Drawn whole and then split over the batch axes: the same key gives the same
+            # noise on any mesh (partitionable threefry draws each device's part locally).
             noise = jax.random.normal(k_noise, (num,) + self.video_shape, jnp.float32)
             model_fn = conditioning.guided(apply, inputs, guided, scale_map)
             with sharding.use_mesh(self.mesh):
+                noise = sharding.constrain(noise, ("act_batch",) + (None,) * len(self.video_shape))
                 return run_sampler(model_fn, noise, process=process, prediction=d.prediction,
                                    sampler=sampler, num_steps=steps, shift=shift, eta=eta, key=k_sampler,
                                    clamp=clamp, init=init, strength=strength)

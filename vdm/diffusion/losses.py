@@ -132,10 +132,26 @@ def loss_weight(
     raise ValueError(f"unknown loss weighting {weighting!r}; valid choices: {list(WEIGHTINGS)}")
 
 
+def draw_noise(
+    key: jax.Array,
+    x0: jax.Array,
+    *,
+    time_kind: str = "logit_normal",
+    time_mean: float = 0.0,
+    time_std: float = 1.0,
+    time_shift: float = 1.0,
+) -> tuple[jax.Array, jax.Array]:
+    """The randomness of one loss evaluation: times t [B] and noise eps of x0's shape."""
+    t_key, eps_key = jax.random.split(key)
+    t = sample_time(t_key, (x0.shape[0],), time_kind, time_mean, time_std, time_shift)  # [B]
+    eps = jax.random.normal(eps_key, x0.shape, x0.dtype)  # [B, ...]
+    return t, eps
+
+
 def diffusion_loss(
     model_fn: Callable[[jax.Array, jax.Array], jax.Array],
     x0: jax.Array,
-    key: jax.Array,
+    key: jax.Array | None,
     *,
     process: Process | str,
     prediction: str = "flow",
@@ -146,6 +162,7 @@ def diffusion_loss(
     weighting: str = "none",
     min_snr_gamma: float = 5.0,
     mask: jax.Array | None = None,
+    noise: tuple[jax.Array, jax.Array] | None = None,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Denoising loss per example.
 
@@ -157,16 +174,18 @@ def diffusion_loss(
     model is not paid for copying them. Each example's error is averaged over
     its own counted entries (an example with none counted has loss 0).
 
+    noise: (t [B], eps) drawn beforehand by ``draw_noise`` (then ``key`` is unused), so
+    that a batch split into micro-batches sees the same randomness as the whole.
+
     Returns (loss [B], aux) with aux = {'t' [B], 'mse' [B] (unweighted),
     'weight' [B]}; loss = weight * mse.
     """
     process = as_process(process)
     check_prediction(prediction)
-    t_key, eps_key = jax.random.split(key)
-    batch = x0.shape[0]
-
-    t = sample_time(t_key, (batch,), time_kind, time_mean, time_std, time_shift)  # [B]
-    eps = jax.random.normal(eps_key, x0.shape, x0.dtype)  # [B, ...]
+    if noise is None:
+        noise = draw_noise(key, x0, time_kind=time_kind, time_mean=time_mean, time_std=time_std,
+                           time_shift=time_shift)
+    t, eps = noise
     x_t = process.add_noise(x0, eps, t).astype(x0.dtype)
     out = model_fn(x_t, t)
     if out.shape != x0.shape:

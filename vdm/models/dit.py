@@ -132,9 +132,9 @@ def unpatchify(tokens: Array, patch: Sequence[int], size: Sequence[int]) -> Arra
 
 def attend_space(attn: SelfAttention, x: Array, rope=None, mask=None) -> Array:
     """Attention within each frame: over S, with B*T' as batch. [B, T', S, D] -> same."""
-    B, T, S, D = x.shape
-    h = attn(x.reshape(B * T, S, D), rope=rope, mask=mask)   # [B*T', S, D]
-    return h.reshape(B, T, S, D)
+    # No reshape to [B*T', S, D]: merging the batch and the frame axis (both sharded under
+    # sequence parallel) would make XLA gather the activation; attention maps over both.
+    return attn(x, rope=rope, mask=mask)                      # [B, T', S, D]
 
 
 def attend_time(attn: SelfAttention, x: Array, rope=None, mask=None) -> Array:
@@ -143,18 +143,21 @@ def attend_time(attn: SelfAttention, x: Array, rope=None, mask=None) -> Array:
     Under the 'temporal' rule set frames are whole and space is split over the
     'sequence' mesh axis, so entering and leaving is an all-to-all.
     """
-    B, T, S, D = x.shape
     with sharding.rules("temporal"):
         x = sharding.constrain(x, ACT)
-        h = x.transpose(0, 2, 1, 3).reshape(B * S, T, D)      # [B*S, T', D]
-        h = attn(h, rope=rope, mask=mask)
-        h = h.reshape(B, S, T, D).transpose(0, 2, 1, 3)        # [B, T', S, D]
-        h = sharding.constrain(h, ACT)
+        h = attn(x.transpose(0, 2, 1, 3), rope=rope, mask=mask)   # [B, S, T', D]
+        h = sharding.constrain(h.transpose(0, 2, 1, 3), ACT)      # [B, T', S, D]
     return h
 
 
 def attend_joint(attn: SelfAttention, x: Array, rope=None, mask=None) -> Array:
-    """Full 3D attention over all T'*S tokens. [B, T', S, D] -> same."""
+    """Full 3D attention over all T'*S tokens. [B, T', S, D] -> same.
+
+    Under sequence parallel the tokens stay split over 'sequence' (merging T' with
+    the unsplit S is a block split) and so do the queries; XLA all-gathers keys and
+    values, [B, T'*S, heads, head_dim], per block: per-device memory O(T'*S) for K/V
+    and scores of [T'*S / n, T'*S]. (A ring attention would keep K/V split too.)
+    """
     B, T, S, D = x.shape
     h = sharding.constrain(x.reshape(B, T * S, D), ACT_TOKENS)   # [B, T'*S, D]
     h = attn(h, rope=rope, mask=mask)

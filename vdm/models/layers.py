@@ -56,6 +56,7 @@ def attention(q: Array, k: Array, v: Array, *, mask: Array | None = None,
     """Softmax attention ``softmax(q k^T / sqrt(head_dim)) v``.
 
     q: [N, Lq, heads, head_dim]; k, v: [N, Lk, heads, head_dim] -> [N, Lq, heads, head_dim].
+      More leading batch axes are allowed ([..., N, L, heads, head_dim]) with a [Lq, Lk] mask.
     mask: boolean, True = may attend; [Lq, Lk], [N, Lq, Lk] or anything
       broadcastable to [N, heads, Lq, Lk]. A key-padding mask [N, Lk] must be
       given as ``key_padding_mask(m)``.
@@ -64,9 +65,16 @@ def attention(q: Array, k: Array, v: Array, *, mask: Array | None = None,
     if implementation not in ATTENTION_IMPLEMENTATIONS:
         raise ValueError(
             f"attention implementation {implementation!r} is not one of {ATTENTION_IMPLEMENTATIONS}")
-    if q.ndim != 4 or k.ndim != 4 or v.ndim != 4:
+    if q.ndim < 4 or k.ndim != q.ndim or v.ndim != q.ndim:
         raise ValueError(
             f"attention wants [N, L, heads, head_dim]; got q {q.shape}, k {k.shape}, v {v.shape}")
+    if q.ndim > 4:
+        # More than one batch axis ([B, T', S, heads, head_dim] from the DiT): map over the
+        # leading one instead of merging it into N. A merge of a sharded axis with another
+        # is not a block split, and XLA would gather the whole activation to do it.
+        if mask is not None and jnp.ndim(mask) > 2:
+            raise ValueError(f"with several batch axes the mask must be [Lq, Lk], got {jnp.shape(mask)}")
+        return jax.vmap(lambda q, k, v: attention(q, k, v, mask=mask, implementation=implementation))(q, k, v)
     if mask is not None:
         mask = jnp.asarray(mask, bool)
         if mask.ndim == 2:    # [Lq, Lk]
@@ -219,7 +227,7 @@ class SelfAttention(nnx.Module):
         return q, k, v
 
     def __call__(self, x: Array, rope: Rope | None = None, mask: Array | None = None) -> Array:
-        """x [N, L, D]; rope (cos, sin) [.., L, head_dim/2]; mask as in ``attention``."""
+        """x [..., N, L, D]; rope (cos, sin) [.., L, head_dim/2]; mask as in ``attention``."""
         q, k, v = self.qkv_heads(x, rope)
         o = attention(q, k, v, mask=mask, implementation=self.attention_impl)  # [N, L, heads, hd]
         return self.out(o)                                                    # [N, L, D]

@@ -76,6 +76,10 @@ def check_config(config: ml_collections.ConfigDict, mesh) -> None:
     if b <= 0 or b % batch_shards:
         raise ValueError(f"train.batch_size={b} must be a positive multiple of data*fsdp="
                          f"{mesh.shape['data']}*{mesh.shape['fsdp']}={batch_shards}")
+    k = config.train.grad_accum_steps
+    if k <= 0 or b % k or (b // k) % batch_shards:
+        raise ValueError(f"train.batch_size={b} in train.grad_accum_steps={k} micro-batches must give "
+                         f"micro-batches of a multiple of data*fsdp={batch_shards}")
     if b % jax.process_count():
         raise ValueError(f"train.batch_size={b} is not divisible by the {jax.process_count()} processes")
     if config.train.num_steps < 0:

@@ -16,7 +16,8 @@ import optax
 from flax import nnx
 
 from vdm import conditioning
-from vdm.diffusion import diffusion_loss, get_process
+from vdm.diffusion import diffusion_loss, draw_noise, get_process
+from vdm.train import accumulate
 from vdm.train.numerics import keep_if_finite
 from vdm.train.state import TrainState
 
@@ -27,28 +28,46 @@ def loss_kwargs(config: ml_collections.ConfigDict) -> dict[str, Any]:
                 time_mean=d.time_mean, time_std=d.time_std, time_shift=d.time_shift, weighting=d.weighting)
 
 
-def make_train_step(graphdef, tx: optax.GradientTransformation, config: ml_collections.ConfigDict,
-                    schedule: Callable | None = None) -> Callable:
+def make_loss_and_grads(graphdef, config: ml_collections.ConfigDict) -> Callable:
+    """``(params, batch, step_key) -> (loss, grads)``: the mean diffusion loss over the global
+    batch and its gradient, in ``config.train.grad_accum_steps`` micro-batches.
+
+    The randomness (condition dropout, t, noise) is drawn for the whole batch first,
+    so the number of micro-batches does not change what is computed.
+    """
     names = conditioning.enabled(config.conditions)
     options = {n: config.conditions[n].to_dict() for n in names}
     rates = {n: float(config.conditions[n].dropout) for n in names}
     drop_all = float(config.conditions.drop_all)
     kwargs = loss_kwargs(config)
-    ema_decay = float(config.train.ema_decay)
+    time_kwargs = {k: kwargs[k] for k in ("time_kind", "time_mean", "time_std", "time_shift")}
+    accum_steps = int(config.train.grad_accum_steps)
 
-    def train_step(state: TrainState, batch: Mapping[str, jax.Array], key: jax.Array):
-        step_key = jax.random.fold_in(key, state.step)
+    def loss_fn(params, micro):
+        model = nnx.merge(graphdef, params)
+        per_example, _ = diffusion_loss(lambda x, t: model(x, t, **micro["inputs"]), micro["video"],
+                                        None, noise=micro["noise"], **kwargs)
+        return per_example.mean()
+
+    def loss_and_grads(params, batch: Mapping[str, jax.Array], step_key: jax.Array):
         k_drop, k_loss, k_build = jax.random.split(step_key, 3)
         inputs = conditioning.training_inputs(batch, names, k_build, options)
         inputs, _ = conditioning.training_dropout(inputs, names, rates, drop_all, k_drop)
+        noise = draw_noise(k_loss, batch["video"], **time_kwargs)
+        whole = {"inputs": inputs, "video": batch["video"], "noise": noise}
+        return accumulate.value_and_grad(loss_fn, params, whole, accum_steps)
 
-        def loss_fn(params):
-            model = nnx.merge(graphdef, params)
-            per_example, aux = diffusion_loss(lambda x, t: model(x, t, **inputs), batch["video"],
-                                              k_loss, **kwargs)
-            return per_example.mean(), aux
+    return loss_and_grads
 
-        (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+
+def make_train_step(graphdef, tx: optax.GradientTransformation, config: ml_collections.ConfigDict,
+                    schedule: Callable | None = None) -> Callable:
+    ema_decay = float(config.train.ema_decay)
+    loss_and_grads = make_loss_and_grads(graphdef, config)
+
+    def train_step(state: TrainState, batch: Mapping[str, jax.Array], key: jax.Array):
+        step_key = jax.random.fold_in(key, state.step)
+        loss, grads = loss_and_grads(state.params, batch, step_key)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         # EMA with a warm-up so that short runs are not dominated by the initialisation.
