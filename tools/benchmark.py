@@ -24,7 +24,7 @@ config_flags.DEFINE_config_file("config", None, "Config file (configs/X.py[:arg]
 config_flags.DEFINE_config_file("compare", None, "A second config, measured in the same run.",
                                 lock_config=True)
 flags.DEFINE_list("modes", ["train", "forward", "sample"], "Any of train, forward, sample.")
-flags.DEFINE_integer("steps", 10, "Timed train / forward steps (after warm-up).")
+flags.DEFINE_integer("steps", 10, "Timed train / forward steps after warm-up (0: compile only).")
 flags.DEFINE_integer("warmup", 2, "Untimed steps after compilation.")
 flags.DEFINE_integer("sample_repeats", 3, "Timed sampling runs.")
 flags.DEFINE_integer("sample_num", 0, "Clips per sampling run (0: config.sample.num).")

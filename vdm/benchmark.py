@@ -80,7 +80,7 @@ def _rates(times: list[float], flop: float, peak: float, prefix: str) -> dict[st
     median = statistics.median(times)
     return {f"{prefix}_s": round(median, 5), f"{prefix}_s_all": [round(t, 5) for t in times],
             f"{prefix}_flops": flop, f"{prefix}_flops_per_s": flop / median,
-            f"{prefix}_mfu": round(flop / median / peak, 4)}
+            f"{prefix}_mfu": flop / median / peak}
 
 
 def benchmark(config: ml_collections.ConfigDict, *, modes: Sequence[str] = MODES, steps: int = 10,
@@ -123,9 +123,10 @@ def benchmark(config: ml_collections.ConfigDict, *, modes: Sequence[str] = MODES
                 return m(batch["video"], jnp.full((b,), 0.5), **conditioning.select(batch, names))
 
         compiled, compile_s = _compile(jax.jit(forward), state.params, batch)
-        times = _timed(lambda: compiled(state.params, batch), steps, warmup)
-        out.update(forward_compile_s=round(compile_s, 3), **compiled_memory_prefixed(compiled, "forward"),
-                   **_rates(times, flops.forward_flops(model, b, clip, text_len), peak, "forward"))
+        out.update(forward_compile_s=round(compile_s, 3), **compiled_memory_prefixed(compiled, "forward"))
+        if steps:
+            times = _timed(lambda: compiled(state.params, batch), steps, warmup)
+            out.update(_rates(times, flops.forward_flops(model, b, clip, text_len), peak, "forward"))
 
     if "train" in modes:
         step_fn = make_train_step(graphdef, tx, config)
@@ -144,13 +145,14 @@ def benchmark(config: ml_collections.ConfigDict, *, modes: Sequence[str] = MODES
             holder[0], m = compiled(holder[0], batch, key)
             return m
 
-        times = _timed(one, steps, warmup)
-        state = holder[0]
         step_flops = flops.train_step_flops(model, b, clip, text_len)
-        out.update(compile_s=round(compile_s, 3), **compiled_memory(compiled),
-                   **_rates(times, step_flops, peak, "train_step"),
-                   tokens_per_s=round(b * out["tokens_per_clip"] / statistics.median(times), 1),
-                   train_examples_per_s=round(b / statistics.median(times), 3))
+        out.update(compile_s=round(compile_s, 3), **compiled_memory(compiled), train_step_flops=step_flops)
+        if steps:  # steps=0: compile time, memory and FLOPs only
+            times = _timed(one, steps, warmup)
+            state = holder[0]
+            out.update(**_rates(times, step_flops, peak, "train_step"),
+                       tokens_per_s=round(b * out["tokens_per_clip"] / statistics.median(times), 1),
+                       train_examples_per_s=round(b / statistics.median(times), 3))
 
     if "sample" in modes:
         out.update(_sample(config, graphdef, state.params, mesh, model, clip, text_len, peak,
