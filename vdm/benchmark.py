@@ -68,6 +68,10 @@ def compiled_memory(compiled) -> dict[str, int]:
     return {"compiled_temp_bytes": int(m.temp_size_in_bytes), "compiled_peak_bytes": int(peak)}
 
 
+def compiled_memory_prefixed(compiled, prefix: str) -> dict[str, int]:
+    return {f"{prefix}_{k}": v for k, v in compiled_memory(compiled).items()}
+
+
 def host_memory() -> dict[str, int]:
     out = {"host_peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
     stats = jax.devices()[0].memory_stats() or {}
@@ -159,10 +163,6 @@ def benchmark(config: ml_collections.ConfigDict, *, modes: Sequence[str] = MODES
                            sample_num, sample_steps, sample_repeats, python_loop))
     out.update(host_memory())
     return out
-
-
-def compiled_memory_prefixed(compiled, prefix: str) -> dict[str, int]:
-    return {f"{prefix}_{k}": v for k, v in compiled_memory(compiled).items()}
 
 
 def _sample(config, graphdef, params, mesh, model, clip, text_len, peak, sample_num, sample_steps,
