@@ -57,8 +57,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.rope_base = 10.0
     c.model.cross_attention = True  # text tokens by cross-attention (pooled text always enters adaLN)
     c.model.frame_cond = True  # per-frame adaLN conditioning from (condition, frame index)
-    c.model.attention_impl = ""  # '' = XLA default; 'cudnn' on GPU
+    c.model.attention_impl = ""  # '' XLA's choice | 'xla' | 'cudnn' (GPU, bf16): vdm/models/attention_backends.py
     c.model.dtype = "float32"  # compute dtype; parameters stay float32
+    c.model.scan_layers = False  # blocks as one lax.scan: compile time flat in depth
+    c.model.remat = "none"  # none | dots | full: what the backward pass recomputes
     c.model.text_width = 128
     c.model.text_depth = 2
     c.model.text_heads = 4
@@ -104,6 +106,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.train.ema_decay = 0.999
     c.train.max_bad_steps = 10  # consecutive non-finite steps (updates skipped) before the run stops
     c.train.grad_accum_steps = 1  # micro-batches per optimizer step (the batch is split, not grown)
+    c.train.peak_flops = 0.0  # FLOP/s of the whole mesh for MFU; 0 = known per-device peak or measured (CPU)
 
     c.sample = ml_collections.ConfigDict()
     c.sample.sampler = "euler"  # euler | heun | ddim | ddpm

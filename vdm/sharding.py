@@ -26,7 +26,7 @@ MESH_AXES = ("data", "fsdp", "sequence", "tensor")
 BATCH_AXES = ("data", "fsdp")
 
 # Logical name -> mesh axis (or tuple of axes, or None = replicated).
-# Parameter names: embed, mlp, heads, head_dim, vocab, cond, patch.
+# Parameter names: embed, mlp, heads, head_dim, vocab, cond, patch, layers.
 # Activation names carry an ``act_`` prefix: a parameter's 'embed' is FSDP-
 # sharded while an activation's embed dimension is not.
 RULE_SETS: dict[str, dict[str, str | tuple[str, ...] | None]] = {
@@ -39,6 +39,7 @@ RULE_SETS: dict[str, dict[str, str | tuple[str, ...] | None]] = {
         "vocab": None,
         "cond": None,
         "patch": None,
+        "layers": None,  # the stacked axis of scanned blocks: every device holds every layer
         # activations
         "act_batch": BATCH_AXES,
         "act_frames": "sequence",  # spatial attention: each device holds whole frames

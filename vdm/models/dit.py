@@ -62,10 +62,11 @@ from vdm import sharding
 from vdm.models.layers import (
     AdaLNModulation, CrossAttention, Mlp, SelfAttention, TimestepEmbedder, default_rope_split,
     grid_positions, layer_norm, modulate, param_count, rope_3d, sincos_1d, sincos_3d)
+from vdm.models.stacking import check_remat, run_scanned, run_unrolled, stacked
 
 __all__ = [
     "VideoDiT", "FrameCond", "Block", "patchify", "unpatchify", "param_count",
-    "attend_space", "attend_time", "attend_joint", "LAYOUTS", "POS_EMBEDS",
+    "attend_space", "attend_time", "attend_joint", "LAYOUTS", "POS_EMBEDS", "layout_period",
 ]
 
 Array = jax.Array
@@ -165,6 +166,11 @@ def attend_joint(attn: SelfAttention, x: Array, rope=None, mask=None) -> Array:
 
 
 ATTEND = {"space": attend_space, "time": attend_time, "joint": attend_joint}
+
+
+def layout_period(layout: str) -> int:
+    """Blocks in the layout's repeating pattern (the scan body of ``scan_layers``)."""
+    return 2 if layout == "interleaved" else 1
 
 
 def _mixers(layout: str, index: int) -> tuple[str, ...]:
@@ -274,6 +280,10 @@ class VideoDiT(nnx.Module):
 
     input_size: the training clip (T, H, W); any size the patch divides runs.
     dtype: compute dtype of the linear layers (parameters stay float32).
+    scan_layers: blocks as ``layout_period`` stacks run by one ``lax.scan`` (compile time
+      flat in depth; parameters under ``block_stacks`` with a leading 'layers' axis)
+      instead of the list ``blocks``.
+    remat: 'none' | 'dots' | 'full', what each block recomputes in the backward pass.
     """
 
     def __init__(self, *, input_size: Sequence[int], in_channels: int, out_channels: int,
@@ -283,7 +293,8 @@ class VideoDiT(nnx.Module):
                  rope_base: float = 10.0, cond_dim: int | None = None,
                  context_dim: int | None = None, frame_cond: bool = True,
                  concat_channels: int = 0, attention_impl: str | None = None,
-                 dtype=jnp.float32, rngs: nnx.Rngs):
+                 dtype=jnp.float32, scan_layers: bool = False, remat: str = "none",
+                 rngs: nnx.Rngs):
         if layout not in LAYOUTS:
             raise ValueError(f"layout {layout!r} is not one of {LAYOUTS}")
         if pos_embed not in POS_EMBEDS:
@@ -293,6 +304,10 @@ class VideoDiT(nnx.Module):
             raise ValueError(f"hidden {hidden} is not divisible by num_heads {num_heads}")
         if temporal_window is not None and temporal_window < 0:
             raise ValueError(f"temporal_window must be None or >= 0, got {temporal_window}")
+        check_remat(remat)
+        if scan_layers and depth % layout_period(layout):
+            raise ValueError(f"scan_layers with layout {layout!r} needs depth divisible by "
+                             f"{layout_period(layout)}, got {depth}")
         if pos_embed in ("both", "sincos") and hidden % 4:
             raise ValueError(f"sin-cos positions need hidden divisible by 4, got {hidden}")
         self.input_size = tuple(int(n) for n in input_size)
@@ -318,10 +333,19 @@ class VideoDiT(nnx.Module):
             kernel_init=_part(nnx.initializers.lecun_normal(), ("cond", "embed")),
             bias_init=_part(_zeros, ("embed",)))
         self.frame_cond = FrameCond(hidden, cond_dim, dtype=dtype, rngs=rngs) if frame_cond else None
-        self.blocks = nnx.List([
-            Block(hidden, num_heads, _mixers(layout, i), mlp_ratio=mlp_ratio,
-                  context_dim=context_dim, attention_impl=attention_impl, dtype=dtype, rngs=rngs)
-            for i in range(depth)])
+        self.scan_layers, self.remat = scan_layers, remat
+
+        def block(i, rngs):
+            return Block(hidden, num_heads, _mixers(layout, i), mlp_ratio=mlp_ratio,
+                         context_dim=context_dim, attention_impl=attention_impl, dtype=dtype,
+                         rngs=rngs)
+
+        period = layout_period(layout)
+        if scan_layers:
+            self.block_stacks = nnx.List([stacked(lambda r, p=p: block(p, r), depth // period, rngs)
+                                          for p in range(period)])
+        else:
+            self.blocks = nnx.List([block(i, rngs) for i in range(depth)])
         self.final = FinalLayer(hidden, patch_features * out_channels, dtype=dtype, rngs=rngs)
 
     # -- pieces, public for probes and tests --
@@ -387,8 +411,14 @@ class VideoDiT(nnx.Module):
         if context is not None:
             context = sharding.constrain(context, ("act_batch", "act_context", "act_embed"))
         ropes, masks = self.rope_tables(grid), self.attention_masks(grid)
-        for block in self.blocks:
-            h = block(h, c, ropes=ropes, masks=masks, context=context, context_mask=context_mask)
+
+        def apply(block, h):
+            return block(h, c, ropes=ropes, masks=masks, context=context, context_mask=context_mask)
+
+        if self.scan_layers:
+            h = run_scanned(self.block_stacks, h, apply, self.remat)
+        else:
+            h = run_unrolled(self.blocks, h, apply, self.remat)
         out = self.final(h, c)                                    # [B, T', S, pt*ph*pw*out]
         return unpatchify(out, self.patch_size, (T, H, W)).astype(x.dtype)
 

@@ -15,7 +15,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from vdm import sharding
+from vdm import mfu, sharding
 from vdm.data import moving_shapes, pipeline
 from vdm.logging import MetricWriter, format_eta
 from vdm.models.text import tokenize
@@ -167,6 +167,7 @@ def _train(config, workdir, mesh, writer: MetricWriter, stop_after: int | None, 
         print(f"vdm: {n_params / 1e6:.2f}M parameters | mesh {dict(mesh.shape)} | "
               f"clip {video_shape(config)} | steps {step}->{num_steps} | data ready in {t_data:.1f}s",
               flush=True)
+    meter = mfu.ThroughputMeter(config, mesh)
     pending: list[dict] = []
     guard = numerics.Guard(config.train.max_bad_steps)
     sampler_cache: dict = {}
@@ -192,9 +193,10 @@ def _train(config, workdir, mesh, writer: MetricWriter, stop_after: int | None, 
                 now = time.time()
                 rate = (step - step_log) / max(now - t_log, 1e-9) if step > step_log else 0.0
                 row.update(steps_per_s=rate, examples_per_s=rate * config.train.batch_size)
+                row.update(meter.metrics(rate))
                 writer.write(step, row)
                 print(f"step {step}/{num_steps} | loss {row['loss']:.4f} | grad {row['grad_norm']:.3f} | "
-                      f"{rate:.2f} steps/s | eta {format_eta((num_steps - step) / max(rate, 1e-9))}",
+                      f"{rate:.2f} steps/s | mfu {row['mfu']:.1%} | eta {format_eta((num_steps - step) / max(rate, 1e-9))}",
                       flush=True)
                 t_log, step_log, pending = now, step, []
         if step % config.train.ckpt_every == 0 and step < num_steps and not preempted:

@@ -15,6 +15,7 @@ import optax
 from flax import nnx
 
 from vdm import conditioning, sharding
+from vdm.models.attention_backends import resolve_attention_impl
 from vdm.models.denoiser import Denoiser
 from vdm.models.dit import VideoDiT
 from vdm.models.text import VOCAB_SIZE, TextEncoder
@@ -59,8 +60,9 @@ def build_model(config: ml_collections.ConfigDict, rngs: nnx.Rngs) -> Denoiser:
         layout=m.layout, temporal_window=m.temporal_window or None, pos_embed=m.pos_embed,
         rope_base=m.rope_base, cond_dim=m.text_width if text is not None else None,
         context_dim=m.text_width if text is not None and m.cross_attention else None, frame_cond=m.frame_cond,
-        concat_channels=sum(ch for _, ch in concat), attention_impl=m.attention_impl or None,
-        dtype=jnp.dtype(m.dtype), rngs=rngs)
+        concat_channels=sum(ch for _, ch in concat),
+        attention_impl=resolve_attention_impl(m.attention_impl, dtype=m.dtype), dtype=jnp.dtype(m.dtype),
+        scan_layers=m.scan_layers, remat=m.remat, rngs=rngs)
     return Denoiser(dit, text, concat)
 
 

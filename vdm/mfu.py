@@ -1,0 +1,117 @@
+"""Model FLOP utilisation: achieved matmul FLOP/s over the hardware's peak.
+
+The peak of a run is, in order: ``train.peak_flops`` when set (FLOP/s of the
+whole mesh); else the datasheet peak of the device kind times the number of
+devices (dense, no sparsity; bf16 tensor-core rate, or TF32 for fp32 compute
+on NVIDIA, where XLA uses TF32 by default; TPUs run fp32 matmuls as bf16
+passes at default precision); else, on CPU, a jax fp32 matmul measured once
+per process (the best of a few runs, so a busy machine lowers it less). CPU
+devices forced with ``--xla_force_host_platform_device_count`` share the same
+cores, so a CPU mesh gets the measured peak once, not once per device.
+"""
+from __future__ import annotations
+
+import functools
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from vdm import conditioning, flops
+
+# (substring of jax.Device.device_kind, lowercase) -> (bf16, fp32) dense FLOP/s per device.
+# More specific names first: "v5 lite" before "v5".
+DEVICE_PEAK_FLOPS: tuple[tuple[str, tuple[float, float]], ...] = (
+    ("h200", (989e12, 494e12)),
+    ("h100", (989e12, 494e12)),
+    ("a100", (312e12, 156e12)),
+    ("l4", (121e12, 60e12)),
+    ("v6 lite", (918e12, 918e12)),
+    ("v6e", (918e12, 918e12)),
+    ("v5 lite", (197e12, 197e12)),
+    ("v5e", (197e12, 197e12)),
+    ("v5p", (459e12, 459e12)),
+    ("v5", (459e12, 459e12)),
+    ("v4", (275e12, 275e12)),
+    ("v3", (123e12, 123e12)),
+)
+
+
+def device_peak_flops(device_kind: str, dtype) -> float | None:
+    """Datasheet peak of one device for matmuls in ``dtype``; None when unknown."""
+    kind = device_kind.lower()
+    half = jnp.dtype(dtype).itemsize <= 2
+    for name, (bf16, fp32) in DEVICE_PEAK_FLOPS:
+        if name in kind:
+            return bf16 if half else fp32
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def measured_matmul_peak(size: int = 2048, repeats: int = 5, dtype: str = "float32") -> float:
+    """FLOP/s of a jitted square matmul on the default device: the best of ``repeats``."""
+    a = jax.random.normal(jax.random.key(0), (size, size), dtype)
+    b = jax.random.normal(jax.random.key(1), (size, size), dtype)
+    matmul = jax.jit(jnp.matmul)
+    matmul(a, b).block_until_ready()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        matmul(a, b).block_until_ready()
+        best = min(best, time.perf_counter() - t0)
+    return 2 * size ** 3 / best
+
+
+def mesh_peak_flops(config: ml_collections.ConfigDict, mesh) -> tuple[float, str]:
+    """(peak FLOP/s of the run's devices, where the number comes from)."""
+    if config.train.peak_flops:
+        return float(config.train.peak_flops), "config"
+    devices = mesh.devices.flatten()
+    kind = devices[0].device_kind
+    known = device_peak_flops(kind, config.model.dtype)
+    if known is not None:
+        return known * len(devices), f"datasheet {kind} x {len(devices)}"
+    if devices[0].platform == "cpu":
+        return measured_matmul_peak(), "measured cpu fp32 matmul"
+    raise ValueError(f"no known peak FLOP/s for device kind {kind!r}; set train.peak_flops")
+
+
+def abstract_denoiser(config: ml_collections.ConfigDict):
+    """The model the config builds, abstract (no arrays allocated)."""
+    from flax import nnx
+
+    from vdm.train.state import build_model
+
+    return nnx.eval_shape(lambda: build_model(config, nnx.Rngs(0)))
+
+
+def text_len(config: ml_collections.ConfigDict) -> int:
+    return config.data.text_max_len if "text" in conditioning.enabled(config.conditions) else 0
+
+
+class ThroughputMeter:
+    """Steps/s -> tokens/s, model FLOP/s and MFU for one config on one mesh."""
+
+    def __init__(self, config: ml_collections.ConfigDict, mesh, model=None):
+        from vdm.train.state import video_shape
+
+        model = model if model is not None else abstract_denoiser(config)
+        clip = video_shape(config)[:3]
+        batch = config.train.batch_size
+        self.step_flops = flops.train_step_flops(model, batch, clip, text_len(config))
+        self.step_tokens = batch * flops.tokens_per_clip(model.dit, clip)
+        self._config, self._mesh = config, mesh
+        self._peak: tuple[float, str] | None = None
+
+    @property
+    def peak(self) -> tuple[float, str]:
+        if self._peak is None:  # measured lazily: a run that never logs never measures
+            self._peak = mesh_peak_flops(self._config, self._mesh)
+        return self._peak
+
+    def metrics(self, steps_per_s: float) -> dict[str, Any]:
+        achieved = steps_per_s * self.step_flops
+        return {"tokens_per_s": steps_per_s * self.step_tokens, "model_flops_per_s": achieved,
+                "mfu": achieved / self.peak[0]}

@@ -1,0 +1,52 @@
+"""Which attention kernel a config may ask for, and what runs on this platform.
+
+``model.attention_impl`` names a backend of ``jax.nn.dot_product_attention``:
+
+- ``''``     XLA's choice (the default; on GPU it may pick cuDNN by itself)
+- ``'xla'``  the plain XLA einsum-softmax-einsum, everywhere
+- ``'cudnn'`` cuDNN flash attention: NVIDIA GPUs, bfloat16/float16 compute only
+
+A backend that cannot run here falls back to ``'xla'`` with a warning that
+names the reason, so that one config trains on a GPU cluster and is debugged
+on a laptop. ``strict=True`` turns the fallback into an error. An unknown
+name is always an error.
+"""
+from __future__ import annotations
+
+import warnings
+
+import jax
+import jax.numpy as jnp
+
+BACKENDS = ("", "xla", "cudnn")
+_CUDNN_DTYPES = (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
+
+
+class AttentionBackendUnavailable(RuntimeError):
+    """The configured attention backend cannot run on this platform (strict mode)."""
+
+
+def resolve_attention_impl(name: str, *, dtype, platform: str | None = None,
+                           strict: bool = False) -> str | None:
+    """The ``implementation`` argument for ``jax.nn.dot_product_attention`` (None = XLA's choice).
+
+    name: the configured backend; dtype: the model's compute dtype; platform:
+    'cpu' | 'gpu' | 'tpu' (default: JAX's default backend).
+    """
+    if name not in BACKENDS:
+        raise ValueError(f"model.attention_impl {name!r} is not one of {BACKENDS}")
+    if name != "cudnn":
+        return name or None
+    platform = platform or jax.default_backend()
+    reason = None
+    if platform not in ("gpu", "cuda"):
+        reason = f"it needs an NVIDIA GPU and this platform is {platform!r}"
+    elif jnp.dtype(dtype) not in _CUDNN_DTYPES:
+        reason = f"it needs bfloat16 or float16 compute and model.dtype is {jnp.dtype(dtype).name}"
+    if reason is None:
+        return "cudnn"
+    message = f"attention_impl 'cudnn' cannot run: {reason}"
+    if strict:
+        raise AttentionBackendUnavailable(message)
+    warnings.warn(message + "; using 'xla' attention", RuntimeWarning, stacklevel=2)
+    return "xla"
