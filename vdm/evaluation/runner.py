@@ -9,9 +9,10 @@ text-to-video metrics keep their plain names, the others are prefixed by the tas
 Besides the task metrics, every task gets the background metrics and drift slopes of
 `stability`, and the Fréchet distance (`frechet`) of its clips from the whole test split
 (statistics cached under ``data_dir``; ``eval.frechet_features`` picks the extractor, ""
-turns it off). With ``eval.shots = S > 1``, the first prompts are also generated with S
-seeds each for `identity_across_shots` (text-to-video only). Per-frame drift curves are in
-the JSON file under ``per_frame``, not among the returned scalars.
+turns it off). With ``eval.shots = S > 1``, the first prompts (and their given frames
+or source clips) are also generated with S seeds each for `identity_across_shots`.
+Per-frame drift curves are in the JSON file under ``per_frame``, not among the returned
+scalars.
 """
 from __future__ import annotations
 
@@ -74,14 +75,18 @@ def reference_stats(config: ml_collections.ConfigDict, extractor) -> tuple[np.nd
                                    cache_dir=os.path.join(config.data.data_dir, "frechet_stats"))
 
 
-def shot_metrics(generator, config: ml_collections.ConfigDict, texts, truth, *, seed: int) -> dict[str, float]:
-    """Identity across shots: up to 8 prompts, ``eval.shots`` seeds each."""
+def shot_metrics(generator, config: ml_collections.ConfigDict, task: str, texts, truth, clips, *,
+                 seed: int) -> dict[str, float]:
+    """Identity across shots: up to 8 prompts (with the task's given frames or source clip),
+    ``eval.shots`` seeds each."""
     shots, bs = config.eval.shots, config.eval.batch_size
     P = min(8, len(texts))
     prompts = [t for t in texts[:P] for _ in range(shots)]  # prompt-major: [P * S]
+    given = {k: np.repeat(v[:P], shots, 0) for k, v in clips.items()}
     videos = np.concatenate([
         generator.generate(prompts[i:i + bs] if "text" in generator.names else None,
-                           num=len(prompts[i:i + bs]), seed=seed + 100_003 + i)
+                           num=len(prompts[i:i + bs]), seed=seed + 100_003 + i,
+                           **eval_tasks.generate_kwargs(task, {k: v[i:i + bs] for k, v in given.items()}))
         for i in range(0, len(prompts), bs)])
     videos = videos.reshape((P, shots) + videos.shape[1:])
     return stability.identity_across_shots(videos, {k: v[:P] for k, v in truth.items()})
@@ -129,8 +134,8 @@ def evaluate(generator, config: ml_collections.ConfigDict, out_dir: str, *, step
         per_frame[task] = {k: [None if np.isnan(x) else float(x) for x in v] for k, v in drift.items()}
         if extractor is not None and n >= 2:
             scores["frechet"] = frechet.distance_to(videos, reference, extractor)
-        if task == "t2v" and config.eval.get("shots", 0) > 1:
-            scores.update(shot_metrics(generator, config, texts, truth, seed=seed))
+        if config.eval.get("shots", 0) > 1:
+            scores.update(shot_metrics(generator, config, task, texts, truth, clips, seed=seed))
         per_task[task] = scores
         metrics.update({(k if task == "t2v" else f"{task}/{k}"): v for k, v in scores.items()})
         if write:
