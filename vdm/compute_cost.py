@@ -96,9 +96,11 @@ def sampling_cost(config: ml_collections.ConfigDict, *, num: int = 4, repeats: i
     run()  # compiles
     first = time.perf_counter() - t0
     sample_s = _median_time(run, repeats)
+    guided = ",".join(n for n in names if scales[n] != 1.0)
     return {
         "conditions": ",".join(gen.names),
-        "guided": ",".join(n for n in names if scales[n] != 1.0),
+        "guided": guided,
+        "setup": "+".join(gen.names) + (f" (guided {guided})" if guided else " (unguided)"),
         "sample_steps": steps,
         "model_call_flops": call_flops,
         "flops_per_clip": call_flops * evals * steps,

@@ -54,8 +54,8 @@ def product(axes: Mapping[str, Sequence] | None = None, **more: Sequence) -> lis
 
 @dataclasses.dataclass(frozen=True)
 class Plot:
-    """A panel per y metric: x an override key (or "frame" for per-frame curves, whose y is a
-    list-valued metric such as "per_frame/t2v/color_presence"), one series per value of
+    """A panel per y metric: x a config key or a result key (or "frame" for per-frame curves,
+    whose y is a list-valued metric such as "per_frame/t2v/color_presence"), one series per value of
     ``series`` (an override key; None = one series)."""
     x: str
     y: Sequence[str]
@@ -187,9 +187,18 @@ def _short(value: Any) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_.+" else "_" for ch in text)
 
 
+GENERIC = ("enabled", "dropout", "guidance", "config", "steps", "num", "tasks")
+
+
+def key_label(key: str) -> str:
+    """'model.layout' -> 'layout'; generic last parts keep their parent ('image.enabled')."""
+    parts = key.split(".")
+    return ".".join(parts[-2:]) if parts[-1] in GENERIC and len(parts) > 1 else parts[-1]
+
+
 def run_name(overrides: Mapping[str, Any], config: ml_collections.ConfigDict) -> str:
-    """'layout=joint,num_frames=16-3f2a9c1b': the point's overrides (last key part) + hash."""
-    parts = [f"{k.split('.')[-1]}={_short(v)}" for k, v in overrides.items()]
+    """'layout=joint,num_frames=16-3f2a9c1b': the point's overrides (`key_label`) + hash."""
+    parts = [f"{key_label(k)}={_short(v)}" for k, v in overrides.items()]
     return (",".join(parts) or "base") + "-" + config_hash(config)
 
 
@@ -316,7 +325,7 @@ def _cell(v: Any) -> str:
 def table(runs: Sequence[Run], results: Sequence[dict | None], metrics: Sequence[str]) -> str:
     """Markdown: one row per run; the overrides that vary, then the metrics."""
     keys = list(dict.fromkeys(k for r in runs for k in r.overrides))
-    head = [k.split(".")[-1] for k in keys] + list(metrics) + ["run"]
+    head = [key_label(k) for k in keys] + list(metrics) + ["run"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for run, res in zip(runs, results):
         cells = [_cell(run.overrides.get(k)) for k in keys]
@@ -343,7 +352,8 @@ def plot_panels(runs: Sequence[Run], results: Sequence[dict | None], plot: Plot)
                 xs.extend(range(len(values)))
                 ys.extend(values)
             else:
-                xs.append(_label(run.config_value(plot.x)) if plot.kind == "bar" else run.config_value(plot.x))
+                x = res[plot.x] if plot.x in res else run.config_value(plot.x)  # a result or a config key
+                xs.append(_label(x) if plot.kind == "bar" else x)
                 ys.append(float(res[y]) if res[y] is not None else float("nan"))
         if plot.kind == "line":
             for label, (xs, ys) in series.items():
