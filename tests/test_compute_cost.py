@@ -14,13 +14,13 @@ def config(tmp_path_factory):
 
 def test_sampling_flops_count_guidance_and_steps(config):
     guided = compute_cost.sampling_cost(config, num=2, repeats=1, steps=3)
-    assert guided["guided"] == "text" and guided["setup"] == "text (guided text)"
+    assert guided["guided"] == "text" and guided["setup"] == "text*"
     assert guided["flops_per_clip"] == pytest.approx(3 * guided["model_call_flops"])
     assert guided["sample_s_per_clip"] > 0
     config.conditions.text.guidance = 1.0
     plain = compute_cost.sampling_cost(config, num=2, repeats=1, steps=3)
     config.conditions.text.guidance = 3.0
-    assert plain["setup"] == "text (unguided)"
+    assert plain["setup"] == "text"
     # Guidance batches the unconditional variant with the conditional one: twice the work.
     assert guided["model_call_flops"] == pytest.approx(2 * plain["model_call_flops"], rel=0.05)
 

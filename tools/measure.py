@@ -17,7 +17,8 @@ from ml_collections import config_flags
 config_flags.DEFINE_config_file("config", None, "Config file (configs/X.py[:arg]).", lock_config=True)
 flags.DEFINE_string("workdir", None, "Where measure.json goes.")
 flags.DEFINE_list("what", ["train", "sample"], "Parts to measure: train, sample.")
-flags.DEFINE_integer("train_steps", 3, "Timed train steps (after one warm-up step).")
+flags.DEFINE_integer("train_steps", 3, "Timed train steps.")
+flags.DEFINE_integer("train_warmup", 1, "Untimed train steps after compilation.")
 flags.DEFINE_integer("sample_num", 4, "Clips per timed sampling run.")
 flags.DEFINE_integer("repeats", 3, "Timed sampling runs.")
 flags.mark_flags_as_required(["config", "workdir"])
@@ -34,7 +35,8 @@ def main(argv):
 
     result = {}
     if "train" in FLAGS.what:
-        result.update(compute_cost.train_cost(FLAGS.config, steps=FLAGS.train_steps))
+        result.update(compute_cost.train_cost(FLAGS.config, steps=FLAGS.train_steps,
+                                                  warmup=FLAGS.train_warmup))
     if "sample" in FLAGS.what:
         result.update(compute_cost.sampling_cost(FLAGS.config, num=FLAGS.sample_num, repeats=FLAGS.repeats))
     os.makedirs(FLAGS.workdir, exist_ok=True)

@@ -30,6 +30,7 @@ from vdm.train.state import create_state, make_optimizer, video_shape
 from vdm.train.step import make_train_step
 
 MODEL_EVALS_PER_STEP = {"euler": 1, "ddim": 1, "ddpm": 1, "heun": 2}
+SHORT = {"source_video": "src", "image": "img", "frames": "frm"}  # `setup` labels; * = guided
 
 
 def _flops(compiled) -> float:
@@ -100,7 +101,8 @@ def sampling_cost(config: ml_collections.ConfigDict, *, num: int = 4, repeats: i
     return {
         "conditions": ",".join(gen.names),
         "guided": guided,
-        "setup": "+".join(gen.names) + (f" (guided {guided})" if guided else " (unguided)"),
+        "setup": "+".join(SHORT.get(n, n) + ("*" if scales.get(n, 1.0) != 1.0 else "") for n in gen.names),
+        "clip": "x".join(str(d) for d in gen.video_shape),
         "sample_steps": steps,
         "model_call_flops": call_flops,
         "flops_per_clip": call_flops * evals * steps,

@@ -71,7 +71,7 @@ def _draw_panel(draw: ImageDraw.ImageDraw, ox: int, oy: int, panel: Panel, font)
     if not panel.logy and panel.kind == "bar":
         lo = min(lo, 0.0)
     pad = (hi - lo) * 0.08 or abs(hi) * 0.1 or 1.0
-    lo, hi = (lo if panel.kind == "bar" and lo == 0 else lo - pad), hi + pad
+    lo, hi = (lo if panel.kind == "bar" and lo == 0 and not panel.logy else lo - pad), hi + pad
 
     def py(v):
         return y1 - (fy(v) - lo) / (hi - lo) * (y1 - y0)
@@ -82,16 +82,21 @@ def _draw_panel(draw: ImageDraw.ImageDraw, ox: int, oy: int, panel: Panel, font)
         draw.line([x0 + 1, y, x1 - 1, y], fill=(230, 230, 230))
         draw.text((x0 - 6, y), _fmt(10 ** t if panel.logy else t), fill="black", font=font, anchor="rm")
     draw.text((ox + 4, y0 - 4), panel.ylabel, fill="black", font=font, anchor="lb")
-    draw.text(((x0 + x1) // 2, y1 + 22), panel.xlabel, fill="black", font=font, anchor="mt")
+    draw.text(((x0 + x1) // 2, y1 + 26), panel.xlabel, fill="black", font=font, anchor="mt")
 
     names = list(panel.series)
     if panel.kind == "bar":
         cats = list(dict.fromkeys(c for _, (cs, _) in panel.series.items() for c in cs))
         group = (x1 - x0) / max(len(cats), 1)
         bar_w = group * 0.8 / max(len(names), 1)
+        crowded = any(draw.textlength(str(c), font=font) > group - 4 for c in cats)
         for ci, cat in enumerate(cats):
             gx = x0 + ci * group + group * 0.1
-            draw.text((x0 + (ci + 0.5) * group, y1 + 4), str(cat)[:14], fill="black", font=font, anchor="mt")
+            label = str(cat)
+            while len(label) > 3 and draw.textlength(label, font=font) > 2 * group - 8:
+                label = label[:-2] + "…"
+            stagger = 11 if ci % 2 and crowded else 0  # long labels alternate between two rows
+            draw.text((x0 + (ci + 0.5) * group, y1 + 4 + stagger), label, fill="black", font=font, anchor="mt")
             for si, name in enumerate(names):
                 cs, vals = panel.series[name]
                 if cat not in list(cs):
@@ -122,15 +127,19 @@ def _draw_panel(draw: ImageDraw.ImageDraw, ox: int, oy: int, panel: Panel, font)
             draw.text((px(t), y1 + 6), _fmt(t), fill="black", font=font, anchor="mt")
         for si, name in enumerate(names):
             xs, vals = panel.series[name]
-            pts = [(px(x), py(v)) for x, v in zip(xs, vals)
-                   if v is not None and math.isfinite(v) and (v > 0 or not panel.logy)]
             color = COLORS[si % len(COLORS)]
-            if len(pts) > 1:
-                draw.line(pts, fill=color, width=2)
-            for x, y in pts:
-                draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=color)
+            run: list[tuple[float, float]] = []  # a missing value breaks the line
+            for x, v in list(zip(xs, vals)) + [(None, None)]:
+                if x is not None and v is not None and math.isfinite(v) and (v > 0 or not panel.logy):
+                    run.append((px(x), py(v)))
+                    continue
+                if len(run) > 1:
+                    draw.line(run, fill=color, width=2)
+                for cx, cy in run:
+                    draw.ellipse([cx - 3, cy - 3, cx + 3, cy + 3], fill=color)
+                run = []
     # Legend below the axis label.
-    lx, ly = x0, y1 + 38
+    lx, ly = x0, y1 + 42
     for si, name in enumerate(names):
         w = draw.textlength(str(name), font=font) + 22
         if lx + w > x1 and lx > x0:
