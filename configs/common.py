@@ -119,6 +119,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.eval.num_samples = 64  # clips generated for the grounded metrics at the end
     c.eval.batch_size = 64
     c.eval.tasks = ""  # comma-separated subset of t2v,i2v,predict,interpolate,edit; "" = all the model allows
+    c.eval.every = 0  # evaluate every N training steps too (0: only at the end)
+    c.eval.shots = 0  # > 1: also generate up to 8 prompts with this many seeds (identity across shots)
+    c.eval.frechet_features = "random_conv"  # Fréchet distance features: random_conv | X.npz | module:factory | "" (off)
 
     c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, sequence=1, tensor=1))
 

@@ -180,6 +180,17 @@ CONFIGS: dict[str, MovingShapesConfig] = {
             edit=True,
         ),
         MovingShapesConfig(
+            name="long_16",
+            description="The quickstart scene at length: 16x16, 64 frames, one 5-6 px object at "
+            "1 px/frame in 8 directions, bouncing off the walls, black background; captions name "
+            "colour, shape and (initial) direction. For clip-length studies: a model takes the "
+            "first data.num_frames frames.",
+            scene=SceneParams(num_frames=64, height=16, width=16, sizes=(5, 6), speeds=(1.0,),
+                              bounce=True),
+            num_train=2048,
+            num_test=128,
+        ),
+        MovingShapesConfig(
             name="edit_smoke",
             description="Tiny edit pairs, for tests: 16x16, 4 frames, 24 train / 8 test.",
             scene=SceneParams(num_frames=4, height=16, width=16, sizes=(5, 6), speeds=(1.0,),

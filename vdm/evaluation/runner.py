@@ -5,6 +5,14 @@ the first N clips of the dataset's test split, so every generated clip has a tru
 scored against. Each task the model's conditions allow is run (`tasks.tasks_for`);
 text-to-video metrics keep their plain names, the others are prefixed by the task
 ("i2v/anchor_kept", "edit/trajectory_error", ...).
+
+Besides the task metrics, every task gets the background metrics and drift slopes of
+`stability`, and the Fréchet distance (`frechet`) of its clips from the whole test split
+(statistics cached under ``data_dir``; ``eval.frechet_features`` picks the extractor, ""
+turns it off). With ``eval.shots = S > 1``, the first prompts (and their given frames
+or source clips) are also generated with S seeds each for `identity_across_shots`.
+Per-frame drift curves are in the JSON file under ``per_frame``, not among the returned
+scalars.
 """
 from __future__ import annotations
 
@@ -16,7 +24,7 @@ import ml_collections
 import numpy as np
 
 from vdm.data import moving_shapes, pipeline
-from vdm.evaluation import grounded, tasks as eval_tasks
+from vdm.evaluation import frechet, grounded, stability, tasks as eval_tasks
 
 TRUTH_KEYS = ("num_objects", "shape", "color", "size", "direction", "speed", "positions", "background",
               "edit_kind", "source_shape", "source_color", "source_positions", "source_background")
@@ -37,9 +45,7 @@ def eval_clips(config: ml_collections.ConfigDict, num: int):
     examples = [source[i] for i in range(num)]
     texts = [_text(e[config.data.text_key]) for e in examples]
     truth = {k: np.stack([np.asarray(e[k]) for e in examples]) for k in TRUTH_KEYS if k in examples[0]}
-    # The model's clips are the first num_frames frames at the configured stride.
-    stride, t = config.data.frame_stride, config.data.num_frames
-    frames = slice(0, (t - 1) * stride + 1, stride)
+    stride, frames = config.data.frame_stride, _model_frames(config)
     for key in ("positions", "source_positions"):
         if key in truth:
             truth[key] = truth[key][:, :, frames]
@@ -48,6 +54,42 @@ def eval_clips(config: ml_collections.ConfigDict, num: int):
     clips = {k: np.stack([e[k][frames] for e in examples]) for k in ("video", "source_video")
              if k in examples[0]}
     return texts, truth, clips
+
+
+def _model_frames(config: ml_collections.ConfigDict) -> slice:
+    """The frames of a stored clip the model sees: the first num_frames at the stride."""
+    stride, t = config.data.frame_stride, config.data.num_frames
+    return slice(0, (t - 1) * stride + 1, stride)
+
+
+def reference_stats(config: ml_collections.ConfigDict, extractor) -> tuple[np.ndarray, np.ndarray]:
+    """Feature statistics of every test clip (cropped to the model's frames), cached."""
+    def clips():
+        source = pipeline.make_source(config.data.config, config.data.data_dir, "test")
+        return np.stack([source[i]["video"][_model_frames(config)] for i in range(len(source))])
+
+    moving_shapes.build(config.data.config, config.data.data_dir)
+    key = dict(data=config.data.config, split="test", frames=config.data.num_frames,
+               stride=config.data.frame_stride)
+    return frechet.reference_stats(clips, extractor, key=key,
+                                   cache_dir=os.path.join(config.data.data_dir, "frechet_stats"))
+
+
+def shot_metrics(generator, config: ml_collections.ConfigDict, task: str, texts, truth, clips, *,
+                 seed: int) -> dict[str, float]:
+    """Identity across shots: up to 8 prompts (with the task's given frames or source clip),
+    ``eval.shots`` seeds each."""
+    shots, bs = config.eval.shots, config.eval.batch_size
+    P = min(8, len(texts))
+    prompts = [t for t in texts[:P] for _ in range(shots)]  # prompt-major: [P * S]
+    given = {k: np.repeat(v[:P], shots, 0) for k, v in clips.items()}
+    videos = np.concatenate([
+        generator.generate(prompts[i:i + bs] if "text" in generator.names else None,
+                           num=len(prompts[i:i + bs]), seed=seed + 100_003 + i,
+                           **eval_tasks.generate_kwargs(task, {k: v[i:i + bs] for k, v in given.items()}))
+        for i in range(0, len(prompts), bs)])
+    videos = videos.reshape((P, shots) + videos.shape[1:])
+    return stability.identity_across_shots(videos, {k: v[:P] for k, v in truth.items()})
 
 
 def eval_prompts(config: ml_collections.ConfigDict, num: int) -> tuple[list[str], dict[str, np.ndarray]]:
@@ -74,6 +116,10 @@ def evaluate(generator, config: ml_collections.ConfigDict, out_dir: str, *, step
     use_text = "text" in generator.names
     metrics: dict[str, Any] = {}
     per_task: dict[str, dict] = {}
+    per_frame: dict[str, dict] = {}
+    features = config.eval.get("frechet_features", frechet.DEFAULT_EXTRACTOR)
+    extractor = frechet.load_extractor(features) if features else None
+    reference = reference_stats(config, extractor) if extractor else None
     for task in tasks:
         videos = []
         for i in range(0, n, bs):
@@ -82,6 +128,14 @@ def evaluate(generator, config: ml_collections.ConfigDict, out_dir: str, *, step
                                              seed=seed + i, **eval_tasks.generate_kwargs(task, part)))
         videos = np.concatenate(videos)
         scores = eval_tasks.task_metrics(task, videos, clips, truth)
+        scores.update(stability.background_metrics(videos))
+        drift = stability.drift_per_frame(videos, truth)
+        scores.update(stability.drift_summary(drift))
+        per_frame[task] = {k: [None if np.isnan(x) else float(x) for x in v] for k, v in drift.items()}
+        if extractor is not None and n >= 2:
+            scores["frechet"] = frechet.distance_to(videos, reference, extractor)
+        if config.eval.get("shots", 0) > 1:
+            scores.update(shot_metrics(generator, config, task, texts, truth, clips, seed=seed))
         per_task[task] = scores
         metrics.update({(k if task == "t2v" else f"{task}/{k}"): v for k, v in scores.items()})
         if write:
@@ -98,10 +152,38 @@ def evaluate(generator, config: ml_collections.ConfigDict, out_dir: str, *, step
     if write:
         os.makedirs(out_dir, exist_ok=True)
         with open(os.path.join(out_dir, f"metrics_step_{step:07d}.json"), "w") as f:
-            json.dump({"step": step, "num_samples": n, "tasks": tasks, **metrics}, f, indent=2)
+            json.dump({"step": step, "num_samples": n, "tasks": tasks, **metrics, "per_frame": per_frame},
+                      f, indent=2)
         with open(os.path.join(out_dir, f"metrics_step_{step:07d}.md"), "w") as f:
             f.write(metrics_table(per_task))
     return metrics
+
+
+def evaluate_checkpoint(workdir: str, *, step: int | None = None, num: int | None = None,
+                        tasks: Sequence[str] | None = None, shots: int | None = None,
+                        features: str | None = None, data_dir: str | None = None,
+                        out_dir: str | None = None) -> tuple[int, dict[str, Any]]:
+    """Evaluate a run's checkpoint (latest by default, EMA weights) as the training loop does;
+    the arguments override the run's ``eval.*`` / ``data.data_dir``. Returns (step, metrics);
+    writes under ``out_dir`` (default ``workdir/eval``)."""
+    from vdm.sampling import Generator
+
+    gen = Generator.from_workdir(workdir, step=step)
+    config = ml_collections.ConfigDict(gen.config.to_dict())  # unlocked copy
+    if num is not None:
+        if num < 2:
+            raise ValueError(f"--num must be at least 2 (Fréchet statistics), got {num}")
+        config.eval.num_samples = num
+        config.eval.batch_size = min(config.eval.batch_size, num)
+    if shots is not None:
+        config.eval.shots = shots
+    if features is not None:
+        config.eval.frechet_features = features
+    if data_dir is not None:
+        config.data.data_dir = data_dir
+    gen.config = config
+    metrics = evaluate(gen, config, out_dir or os.path.join(workdir, "eval"), step=gen.step, tasks=tasks)
+    return gen.step, metrics
 
 
 def metrics_table(per_task: dict[str, dict[str, float]]) -> str:
@@ -114,4 +196,4 @@ def metrics_table(per_task: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["eval_clips", "eval_prompts", "evaluate", "metrics_table", "grounded"]
+__all__ = ["eval_clips", "eval_prompts", "evaluate", "evaluate_checkpoint", "metrics_table", "grounded"]

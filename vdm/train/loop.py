@@ -207,6 +207,9 @@ def _train(config, workdir, mesh, writer: MetricWriter, stop_after: int | None, 
             break
         if config.train.sample_every and step % config.train.sample_every == 0 and step < num_steps:
             _periodic_samples(config, graphdef, state, mesh, workdir, step, writer, sampler_cache)
+        if config.eval.every and step % config.eval.every == 0 and step < num_steps:
+            # The end-of-run evaluation, mid-run: same clips and seeds, logged as eval/*.
+            writer.write(step, _final_eval(config, graphdef, state, mesh, workdir, step, writer, sampler_cache))
     guard.flush()
     if mngr.latest_step() != step:
         guard.before_save(state)

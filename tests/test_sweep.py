@@ -1,0 +1,157 @@
+"""The ablation harness: expansion, naming, hashing, skip-if-done, collection and plots."""
+import importlib.util
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vdm import sweep as sw
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+SWEEP_FILE = '''
+from vdm.sweep import Plot, Sweep, product
+
+SWEEPS = [Sweep(
+    name="layouts",
+    base="configs/shapes_t2v.py:smoke",
+    points=product({"model.layout": ["joint", "sequential"]}, **{"data.num_frames": [2, 4]}),
+    fixed={"train.num_steps": 3},
+    metrics=["color_adherence", "train_step_s"],
+    plots=[Plot(x="data.num_frames", y=["color_adherence"], series="model.layout"),
+           Plot(x="frame", y=["per_frame/t2v/color_presence"], series="model.layout")],
+)]
+CLUSTER = [Sweep(name="layouts", base="configs/shapes_t2v_cluster.py",
+                 points=[{"model.layout": "joint"}, {"config": "configs/shapes_t2v.py", "model.depth": 2}])]
+'''
+
+
+def load_tool(name):
+    if os.path.join(ROOT, "tools") not in sys.path:
+        sys.path.append(os.path.join(ROOT, "tools"))
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "tools", f"{name}.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture
+def sweep_file(tmp_path):
+    path = tmp_path / "my_topic" / "sweep.py"
+    path.parent.mkdir()
+    path.write_text(SWEEP_FILE)
+    return str(path)
+
+
+def test_product_and_expansion(sweep_file, tmp_path):
+    assert sw.product({"a.b": [1, 2]}, c=["x"]) == [{"a.b": 1, "c": "x"}, {"a.b": 2, "c": "x"}]
+    topic, sweeps = sw.load_sweep_file(sweep_file)
+    assert topic == "my_topic" and [s.name for s in sweeps] == ["layouts"]
+    runs = sw.expand(topic, sweeps[0], root=str(tmp_path / "runs"))
+    assert len(runs) == 4
+    names = [r.name for r in runs]
+    assert names[0].startswith("layout=joint,num_frames=2-") and len(names[0].split("-")[-1]) == 8
+    assert len(set(names)) == 4
+    r = runs[0]
+    assert r.config.train.num_steps == 3 and r.config.model.layout == "joint" and r.config.data.num_frames == 2
+    assert r.workdir == os.path.join(str(tmp_path / "runs"), "my_topic", "layouts", r.name)
+    # The same point gives the same name; a --set override changes the hash, not the label.
+    again = sw.expand(topic, sweeps[0], root="elsewhere")
+    assert [a.name for a in again] == names
+    quick = sw.expand(topic, sweeps[0], root="r", extra=sw.parse_set(["train.num_steps=1"]))
+    assert quick[0].config.train.num_steps == 1
+    assert quick[0].name.split("-")[0] == names[0].split("-")[0] and quick[0].name != names[0]
+    # The wandb group does not change what a run computes, so not its hash either.
+    c = runs[0].config
+    assert sw.config_hash(sw.apply_overrides(c, {"wandb.group": "x"})) == sw.config_hash(c)
+
+
+def test_bad_overrides_are_named(tmp_path):
+    c = sw.load_config("configs/quickstart.py")
+    with pytest.raises(KeyError, match="model.layuot"):
+        sw.apply_overrides(c, {"model.layuot": "joint"})
+    with pytest.raises(TypeError, match="train.num_steps"):
+        sw.apply_overrides(c, {"train.num_steps": "many"})
+    with pytest.raises(ValueError, match="key=value"):
+        sw.parse_set(["train.num_steps"])
+    assert sw.parse_set(["model.patch_size=(1,2,2)", "model.layout=joint"]) == {
+        "model.patch_size": (1, 2, 2), "model.layout": "joint"}
+    with pytest.raises(ValueError, match="tool"):
+        sw.Sweep(name="x", base="configs/quickstart.py", points=[{}], tool="fit")
+
+
+def test_commands_and_cluster_variant(sweep_file, capsys):
+    tool = load_tool("sweep")
+    assert tool.main([sweep_file, "--print", "--root", "R"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 4
+    assert lines[0].startswith("python tools/train.py --config configs/shapes_t2v.py:smoke --workdir R/my_topic/layouts/")
+    for flag in ("--config.train.num_steps=3", "--config.model.layout=joint", "--config.data.num_frames=2",
+                 "--config.wandb.group=my_topic"):
+        assert flag in lines[0]
+    assert tool.main([sweep_file, "--print", "--cluster", "--root", "R"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert "--config configs/shapes_t2v_cluster.py " in lines[0]
+    # A point with its own base config is named by it.
+    assert "--config configs/shapes_t2v.py " in lines[1] and "/config=shapes_t2v,depth=2-" in lines[1]
+    assert tool.main([sweep_file, "--print", "--only", "nope"]) == 2
+    assert "the sweeps are ['layouts']" in capsys.readouterr().err
+
+
+def fake_run(run, color, steps_per_s=2.0):
+    """What a finished training run leaves: its final eval JSON and metrics.jsonl."""
+    T = run.config.data.num_frames
+    os.makedirs(os.path.join(run.workdir, "eval"), exist_ok=True)
+    with open(sw.result_path(run), "w") as f:
+        json.dump({"step": run.config.train.num_steps, "tasks": ["t2v"], "color_adherence": color,
+                   "per_frame": {"t2v": {"color_presence": [color] * T}}}, f)
+    with open(os.path.join(run.workdir, "metrics.jsonl"), "w") as f:
+        for step in (1, 2, 3):
+            f.write(json.dumps({"step": step, "loss": 1.0 / step, "steps_per_s": steps_per_s}) + "\n")
+        f.write(json.dumps({"step": 3, "train_wall_s": 12.5, "final_step": 3}) + "\n")
+
+
+def test_skip_if_done_and_collect(sweep_file, tmp_path, capsys):
+    topic, sweeps = sw.load_sweep_file(sweep_file)
+    root = str(tmp_path / "runs")
+    runs = sw.expand(topic, sweeps[0], root=root)
+    assert not any(sw.is_done(r) for r in runs)
+    for i, r in enumerate(runs):
+        fake_run(r, color=0.25 * i)
+    assert all(sw.is_done(r) for r in runs)
+    m = sw.final_metrics(runs[1])
+    assert m["color_adherence"] == 0.25 and m["train_step_s"] == 0.5 and m["final_loss"] == pytest.approx(1 / 3)
+    assert m["per_frame/task/color_presence"] == [0.25] * 4  # run 1: joint, 4 frames
+    # Every point done: the tool runs nothing and only collects.
+    tool = load_tool("sweep")
+    assert tool.main([sweep_file, "--root", root]) == 0
+    out = capsys.readouterr().out
+    assert out.count("done before, skipped") == 4 and "running" not in out
+    folder = os.path.dirname(sweep_file)
+    md = open(os.path.join(folder, "results.md")).read()
+    assert "| layout | num_frames | color_adherence | train_step_s | run |" in md
+    assert "| joint | 2 | 0 | 0.5 |" in md and "| sequential | 4 | 0.75 | 0.5 |" in md
+    assert "![layouts](plot_layouts.png)" in md
+    image = np.asarray(Image.open(os.path.join(folder, "plot_layouts.png")))
+    assert image.ndim == 3 and image.shape[1] >= 800 and (image != 255).any()
+    # A run that is missing shows as not run, and is not plotted.
+    os.remove(sw.result_path(runs[3]))
+    sw.collect(topic, sweeps, {"layouts": runs}, folder)
+    assert "not run" in open(os.path.join(folder, "results.md")).read()
+
+
+def test_a_failing_point_is_reported(tmp_path, capsys):
+    path = tmp_path / "broken" / "sweep.py"
+    path.parent.mkdir()
+    # A point that passes the harness's checks but fails in training: 3 frames with tubelets of 2.
+    path.write_text(SWEEP_FILE.replace('"data.num_frames": [2, 4]', '"model.patch_size": [(2, 4, 4)]')
+                    .replace('["joint", "sequential"]', '["joint"]').replace(
+                        'fixed={"train.num_steps": 3}', 'fixed={"train.num_steps": 3, "data.num_frames": 3}'))
+    tool = load_tool("sweep")
+    rc = tool.main([str(path), "--root", str(tmp_path / "runs")])
+    captured = capsys.readouterr()
+    assert rc == 1 and "FAILED" in captured.out and "1 runs failed" in captured.err
+    assert "not run" in open(tmp_path / "broken" / "results.md").read()

@@ -1,0 +1,46 @@
+"""Evaluate a checkpoint on the fixed, seeded test clips: grounded and task metrics,
+stability (background, drift, identity across shots), Fréchet distance to the test split.
+
+    python tools/evaluate.py --workdir runs/quickstart [--step 700] [--num 64] [--tasks t2v,i2v]
+
+Writes WORKDIR/eval/metrics_step_N.{json,md} (or under --out) and sample grids, and prints
+the markdown table. The same evaluation runs during training every `eval.every` steps.
+"""
+import _bootstrap  # noqa: F401
+
+import argparse
+import sys
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--workdir", required=True)
+    p.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
+    p.add_argument("--num", type=int, default=None, help="test clips per task (default: eval.num_samples)")
+    p.add_argument("--tasks", default=None, help="comma-separated subset of t2v,i2v,predict,interpolate,edit")
+    p.add_argument("--shots", type=int, default=None, help="seeds per prompt for identity across shots")
+    p.add_argument("--features", default=None,
+                   help="Fréchet features: random_conv (default), weights.npz, or package.module:factory")
+    p.add_argument("--data_dir", default=None, help="where the dataset (and cached statistics) live")
+    p.add_argument("--out", default=None, help="output folder (default WORKDIR/eval)")
+    args = p.parse_args(argv)
+
+    from vdm.evaluation.runner import evaluate_checkpoint
+
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
+    try:
+        step, metrics = evaluate_checkpoint(args.workdir, step=args.step, num=args.num, tasks=tasks,
+                                            shots=args.shots, features=args.features,
+                                            data_dir=args.data_dir, out_dir=args.out)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    out = args.out or f"{args.workdir.rstrip('/')}/eval"
+    with open(f"{out}/metrics_step_{step:07d}.md") as f:
+        print(f.read(), end="")
+    print(f"written: {out}/metrics_step_{step:07d}.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
