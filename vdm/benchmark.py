@@ -202,14 +202,14 @@ def _python_loop_euler(gen, prompts, num: int, steps: int, repeats: int) -> tupl
 
     config, d = gen.config, gen.config.diffusion
     process = get_process(d.process)
-    defaults = {n: config.conditions[n].guidance for n in gen.names}
-    scales = conditioning.parse_guidance(None, gen.names, defaults)
-    inputs = gen.inputs_for(prompts, num)
+    inputs, given = gen.inputs_for(prompts, num)
+    defaults = {n: config.conditions[n].guidance for n in given}
+    scales = conditioning.parse_guidance(None, given, defaults)
 
     @jax.jit
     def step(params, x, t, t_next):
         model = nnx.merge(gen.graphdef, params)
-        model_fn = conditioning.guided(lambda x, t, **kw: model(x, t, **kw), inputs, gen.names, scales)
+        model_fn = conditioning.guided(lambda x, t, **kw: model(x, t, **kw), inputs, given, scales)
         with sharding.use_mesh(gen.mesh):
             t_batch = jnp.full((x.shape[0],), t, jnp.float32)
             x0, eps = to_x0_eps(process, d.prediction, model_fn(x, t_batch).astype(jnp.float32), x, t_batch)
