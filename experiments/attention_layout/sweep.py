@@ -17,13 +17,14 @@ SCALING_PLOTS = [Plot(x="data.num_frames", y=["train_step_s", "train_peak_bytes"
 SWEEPS = [
     Sweep(name="quality", base="configs/quickstart.py",
           points=product({"model.layout": LAYOUTS}),
-          fixed={"train.num_steps": 150, "train.ckpt_every": 150, "train.log_every": 25,
+          fixed={"train.num_steps": 100, "train.ckpt_every": 100, "train.log_every": 25,
                  "eval.num_samples": 16, "eval.batch_size": 16, "sample.steps": 20},
           metrics=QUALITY_METRICS, plots=QUALITY_PLOTS),
     # long_16 stores 64 frames at 16x16 (16 tokens a frame): T tokens x 16 per clip.
     Sweep(name="scaling", base="configs/quickstart.py", tool="measure",
-          tool_args=["--what=train", "--train_steps=2", "--train_warmup=0"],
-          points=product({"model.layout": LAYOUTS, "data.num_frames": [8, 16, 32, 64]}),
+          tool_args=["--what=train", "--train_steps=3", "--train_warmup=0"],
+          # Frames-major, so that an interrupted sweep still compares every layout.
+          points=[{"model.layout": layout, "data.num_frames": t} for t in [8, 16, 32, 64] for layout in LAYOUTS],
           fixed={"data.config": "long_16", "train.batch_size": 2},
           metrics=SCALING_METRICS, plots=SCALING_PLOTS),
 ]
