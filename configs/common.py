@@ -131,3 +131,26 @@ def base_config() -> ml_collections.ConfigDict:
     c.wandb.entity = ""
     c.wandb.group = ""
     return c
+
+
+def shrink_to_smoke(c: ml_collections.ConfigDict, data_config: str, *, num_steps: int,
+                    sample_steps: int) -> ml_collections.ConfigDict:
+    """The test size of a config family: 4-frame clips of `data_config`, a tiny model, a few steps."""
+    c.data.config = data_config
+    c.data.num_frames = 4
+    c.model.hidden = 32
+    c.model.depth = 2
+    c.model.num_heads = 2
+    c.model.text_width = 32
+    c.model.text_depth = 1
+    c.model.text_heads = 2
+    c.train.batch_size = 8
+    c.train.num_steps = num_steps
+    c.train.ckpt_every = 2
+    c.train.log_every = 1
+    c.sample.steps = sample_steps
+    c.sample.num = 2
+    c.eval.num_samples = 4
+    c.eval.batch_size = 4
+    c.wandb.mode = "disabled"
+    return c

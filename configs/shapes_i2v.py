@@ -4,7 +4,7 @@ Same data (edit_16's target clips), model and length as shapes_edit and shapes_m
 so that their scores compare; `--config.conditions.image.enabled=False` is the text-only
 baseline of the same run. ``:smoke`` is the test-size pipeline.
 """
-from configs.common import parse_arg
+from configs.common import parse_arg, shrink_to_smoke
 from configs.quickstart import get_config as quickstart
 
 
@@ -14,23 +14,7 @@ def small_conditioned(smoke: bool):
     c.data.config = "edit_16"
     c.eval.num_samples = 64
     if smoke:
-        c.data.config = "edit_smoke"
-        c.data.num_frames = 4
-        c.model.hidden = 32
-        c.model.depth = 2
-        c.model.num_heads = 2
-        c.model.text_width = 32
-        c.model.text_depth = 1
-        c.model.text_heads = 2
-        c.train.batch_size = 8
-        c.train.num_steps = 2
-        c.train.ckpt_every = 2
-        c.train.log_every = 1
-        c.sample.steps = 3
-        c.sample.num = 2
-        c.eval.num_samples = 4
-        c.eval.batch_size = 4
-        c.wandb.mode = "disabled"
+        shrink_to_smoke(c, "edit_smoke", num_steps=2, sample_steps=3)
     return c
 
 

@@ -2,7 +2,7 @@
 
 ``:smoke`` is the same pipeline at test size.
 """
-from configs.common import base_config, parse_arg
+from configs.common import base_config, parse_arg, shrink_to_smoke
 
 
 def get_config(arg=None):
@@ -23,21 +23,5 @@ def get_config(arg=None):
     c.train.ckpt_every = 500
     c.train.log_every = 50
     if a.smoke:
-        c.data.config = "smoke"
-        c.data.num_frames = 4
-        c.model.hidden = 32
-        c.model.depth = 2
-        c.model.num_heads = 2
-        c.model.text_width = 32
-        c.model.text_depth = 1
-        c.model.text_heads = 2
-        c.train.batch_size = 8
-        c.train.num_steps = 4
-        c.train.ckpt_every = 2
-        c.train.log_every = 1
-        c.sample.steps = 4
-        c.sample.num = 2
-        c.eval.num_samples = 4
-        c.eval.batch_size = 4
-        c.wandb.mode = "disabled"
+        shrink_to_smoke(c, "smoke", num_steps=4, sample_steps=4)
     return c

@@ -60,15 +60,28 @@ def _build_text(batch: Mapping, key: jax.Array, options: Mapping) -> Inputs:
     return {"text_ids": batch["text_ids"], "text_mask": batch["text_mask"]}
 
 
-def _known_frames(video_key: str, mask_key: str, mix_option: str):
-    """Build a frame condition: the clip's own frames under a sampled mask, zeros elsewhere."""
+def _frame_condition(name: str, mix_option: str, what: str) -> Condition:
+    """A condition of given frames: the clip's own frames under a mask drawn from the config
+    mix ``mix_option``, zeros elsewhere, plus the mask as a channel. Inputs ``name`` [B, T,
+    H, W, C] and ``name_mask`` [B, T]."""
+    mask_key = f"{name}_mask"
 
     def build(batch: Mapping, key: jax.Array, options: Mapping) -> Inputs:
         video = batch["video"]  # [B, T, H, W, C]
         mask = frame_masks.sample_masks(key, video.shape[0], video.shape[1], dict(options[mix_option]))
-        return {video_key: video * mask[:, :, None, None, None], mask_key: mask}
+        return {name: video * mask[:, :, None, None, None], mask_key: mask}
 
-    return build
+    return Condition(
+        name=name,
+        batch_keys=(name, mask_key),
+        enters=f"channel concat of the {what} frames (zeros elsewhere) plus a per-frame mask channel",
+        dropout=0.1,
+        guidance=1.0,
+        null=_null_zeros,
+        build=build,
+        channels=((name, 3), (mask_key, 1)),
+        needs=("video",),
+    )
 
 
 def _build_source(batch: Mapping, key: jax.Array, options: Mapping) -> Inputs:
@@ -92,28 +105,8 @@ REGISTRY: dict[str, Condition] = {
         channels=(("source_video", 3), ("source_mask", 1)),
         needs=("source_video",),
     ),
-    "image": Condition(
-        name="image",
-        batch_keys=("image", "image_mask"),
-        enters="channel concat of the given frames (zeros elsewhere) plus a per-frame mask channel",
-        dropout=0.1,
-        guidance=1.0,
-        null=_null_zeros,
-        build=_known_frames("image", "image_mask", "anchors"),
-        channels=(("image", 3), ("image_mask", 1)),
-        needs=("video",),
-    ),
-    "frames": Condition(
-        name="frames",
-        batch_keys=("frames", "frames_mask"),
-        enters="channel concat of the known frames (zeros elsewhere) plus a per-frame mask channel",
-        dropout=0.1,
-        guidance=1.0,
-        null=_null_zeros,
-        build=_known_frames("frames", "frames_mask", "strategies"),
-        channels=(("frames", 3), ("frames_mask", 1)),
-        needs=("video",),
-    ),
+    "image": _frame_condition("image", "anchors", "given"),
+    "frames": _frame_condition("frames", "strategies", "known"),
     "text": Condition(
         name="text",
         batch_keys=("text_ids", "text_mask"),
