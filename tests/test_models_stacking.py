@@ -171,3 +171,16 @@ def test_every_backend_builds_and_runs_here():
     kw = dict(text_ids=jnp.ones((1, 40), jnp.int32), text_mask=jnp.ones((1, 40), bool))
     np.testing.assert_allclose(run(fallback, x, jnp.ones(1), kw), run(default, x, jnp.ones(1), kw),
                                atol=1e-5)
+
+
+def test_bf16_config_computes_the_text_encoder_in_bf16_too():
+    """model.dtype reaches every matmul, the text encoder's included; parameters stay fp32."""
+    from configs import quickstart
+    from vdm.train.state import build_model
+
+    config = quickstart.get_config()
+    config.model.update(dtype="bfloat16", depth=1, hidden=32, num_heads=2, text_depth=1, text_width=32)
+    encoder = build_model(config, nnx.Rngs(0)).text_encoder
+    layers = [m for _, m in encoder.iter_modules() if isinstance(m, (nnx.Linear, nnx.LinearGeneral, nnx.Embed))]
+    assert len(layers) >= 4 and {m.dtype for m in layers} == {jnp.dtype("bfloat16")}
+    assert {a.dtype for a in jax.tree.leaves(nnx.state(encoder, nnx.Param))} == {jnp.dtype("float32")}

@@ -4,6 +4,7 @@ import hashlib
 import json
 import os
 import signal
+import time
 
 import jax
 import numpy as np
@@ -17,9 +18,9 @@ from vdm.train import checkpoint
 from vdm.train.state import create_abstract_state
 
 # SIGTERM must lead to a saved checkpoint and exit 0 within a scheduler's grace period (30 s is
-# common). This bound only keeps a stuck child from hanging the test: on a shared 2-core machine
-# one step of these children can take seconds, and timings are not what the test is about.
-GRACE_S = 120
+# common). On an idle 2-core CPU these children exit 2-4 s after the signal (the step in flight,
+# the save, the wait for it); the printed time says how much of the grace period a run used.
+GRACE_S = 30
 # A child's start (JAX, data, compilation) on a busy 2-core machine.
 START_S = 240
 
@@ -68,8 +69,10 @@ def test_sigterm_saves_and_resume_is_bitwise(data_dir, cache, tmp_path):
     stopped, straight = str(tmp_path / "stopped"), str(tmp_path / "straight")
     run = cli_run(data_dir, stopped, cache)
     run.wait_for(r"^step 3/200", START_S)
+    t0 = time.monotonic()
     run.signal(signal.SIGTERM)
     assert run.finish(GRACE_S) == 0, run.output
+    print(f"SIGTERM to exit: {time.monotonic() - t0:.1f} s")
     s = int(run.wait_for(r"preempted: saving step (\d+)", 1).group(1))
     assert s >= 3
     assert checkpoint.manager(stopped, keep=2).latest_step() == s
@@ -102,8 +105,10 @@ def test_sigterm_to_one_of_two_processes(data_dir, cache, tmp_path):
     procs = [distributed_run(i, port, workdir, data_dir, cache) for i in range(2)]
     try:
         procs[0].wait_for(r"^step 3/200", START_S)
+        t0 = time.monotonic()
         procs[1].signal(signal.SIGTERM)  # only one process is told
         codes = [p.finish(GRACE_S) for p in procs]
+        print(f"SIGTERM to exit of both: {time.monotonic() - t0:.1f} s")
         assert codes == [0, 0], "\n---\n".join(p.output for p in procs)
         steps = [int(p.wait_for(r"preempted: saving step (\d+)", 1).group(1)) for p in procs]
         assert steps[0] == steps[1] >= 3

@@ -53,7 +53,8 @@ def build_model(config: ml_collections.ConfigDict, rngs: nnx.Rngs) -> Denoiser:
     text = None
     if "text" in names:
         text = TextEncoder(vocab_size=VOCAB_SIZE, width=m.text_width, depth=m.text_depth,
-                           num_heads=m.text_heads, max_len=config.data.text_max_len, rngs=rngs)
+                           num_heads=m.text_heads, max_len=config.data.text_max_len, dtype=jnp.dtype(m.dtype),
+                           rngs=rngs)
     dit = VideoDiT(
         input_size=(t, h, w), in_channels=c, out_channels=c, patch_size=tuple(m.patch_size),
         hidden=m.hidden, depth=m.depth, num_heads=m.num_heads, mlp_ratio=m.mlp_ratio,
