@@ -19,16 +19,6 @@ import jax  # noqa: E402
 jax.config.update("jax_compilation_cache_dir", tempfile.mkdtemp(prefix="vdm-jax-cache-"))
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-
-
-import pytest  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def quick_compiles():
-    """For modules that compile many tiny programs, where XLA's optimisation
-    passes cost more than they save (apply with pytestmark)."""
-    old = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", old)
+# Tests compile hundreds of tiny programs, where XLA's optimisation passes cost more than they
+# save (about half of a smoke training run's compile). Child processes get the same (launch.py).
+jax.config.update("jax_disable_most_optimizations", True)

@@ -5,8 +5,6 @@ import pytest
 from configs import shapes_t2v
 from vdm.benchmark import benchmark, compare
 
-pytestmark = pytest.mark.usefixtures("quick_compiles")
-
 
 def test_every_mode_and_the_python_loop_sampler():
     config = shapes_t2v.get_config("smoke")  # batch 8 over the 8 test devices

@@ -23,8 +23,6 @@ from vdm.train.state import create_abstract_state
 
 START_S = 240  # a child's JAX start, data and compilation on a busy 2-core machine
 
-pytestmark = pytest.mark.usefixtures("quick_compiles")
-
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):

@@ -4,8 +4,6 @@ import pytest
 from configs import shapes_t2v
 from vdm import compute_cost
 
-pytestmark = pytest.mark.usefixtures("quick_compiles")
-
 
 @pytest.fixture(scope="module")
 def config(tmp_path_factory):

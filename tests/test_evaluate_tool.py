@@ -25,10 +25,9 @@ def load_tool(name):
 def run(tmp_path_factory):
     c = shapes_t2v.get_config("smoke")
     c.data.data_dir = str(tmp_path_factory.mktemp("data"))
-    c.train.num_steps = 2
-    c.eval.every = 1
-    c.eval.num_samples = 4
-    c.sample.steps = 2
+    # test_train's run, so that the compiled programs come from the compilation cache.
+    c.train.update(num_steps=4, ckpt_every=100, sample_every=2)
+    c.eval.every = 2
     workdir = str(tmp_path_factory.mktemp("run"))
     train(c, workdir)
     return c, workdir
@@ -39,7 +38,7 @@ def test_training_evaluates_every_n_steps(run):
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
         rows = [json.loads(line) for line in f]
     evaluated = sorted(r["step"] for r in rows if "eval/color_adherence" in r)
-    assert evaluated == [1, 2]
+    assert evaluated == [2, 4]
     final = [r for r in rows if "eval/frechet" in r]
     assert all(r["eval/frechet"] >= 0 and "eval/background_flicker" in r for r in final)
     # Per-frame curves stay out of the scalar log.
@@ -57,9 +56,9 @@ def test_evaluate_tool_writes_json_and_table(run, tmp_path, capsys):
     assert rc == 0
     printed = capsys.readouterr().out
     assert "| frechet |" in printed and "| identity_across_shots |" in printed
-    with open(os.path.join(out, "metrics_step_0000002.json")) as f:
+    with open(os.path.join(out, "metrics_step_0000004.json")) as f:
         m = json.load(f)
-    assert m["step"] == 2 and m["num_samples"] == 4
+    assert m["step"] == 4 and m["num_samples"] == 4
     for key in ("color_adherence", "frechet", "background_flicker", "identity_across_shots",
                 "drift/color_presence_slope"):
         assert key in m, key

@@ -9,8 +9,6 @@ from vdm.train import accumulate
 from vdm.train.state import create_abstract_state
 from vdm.train.step import make_loss_and_grads
 
-pytestmark = pytest.mark.usefixtures("quick_compiles")
-
 
 def test_micro_batches_are_strided_and_must_divide():
     micro = accumulate.split_micro_batches({"x": np.arange(8)}, 2)["x"]

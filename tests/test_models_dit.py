@@ -44,16 +44,6 @@ def inputs(seed=0):
     return x, t, dict(cond=cond, context=ctx, context_mask=ctx_mask)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def quick_compiles():
-    """These tests compile hundreds of tiny programs; XLA's optimisation passes
-    cost more than they save here."""
-    old = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", old)
-
-
 def forward(model, x, t, kw):
     return model(x, t, **kw)
 

@@ -9,8 +9,6 @@ from vdm import sharding  # noqa: F401  (before modules are created)
 from vdm.models import layers
 
 
-pytestmark = pytest.mark.usefixtures("quick_compiles")
-
 
 def naive_attention(q, k, v, mask=None):
     """float64 softmax attention; q [N, Lq, H, d], k/v [N, Lk, H, d], mask [N, Lq, Lk]."""

@@ -17,8 +17,6 @@ KW = dict(input_size=(4, 4, 4), in_channels=3, out_channels=3, patch_size=(1, 2,
           depth=4, num_heads=2, cond_dim=8, context_dim=8, temporal_window=2)
 B = 2
 
-pytestmark = pytest.mark.usefixtures("quick_compiles")
-
 
 def make(**over):
     return VideoDiT(**{**KW, **over}, rngs=nnx.Rngs(0))

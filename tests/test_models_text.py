@@ -10,8 +10,6 @@ from vdm.models import TextEncoder, detokenize, param_count, tokenize
 from vdm.models import text
 
 
-pytestmark = pytest.mark.usefixtures("quick_compiles")
-
 
 def test_round_trip_and_ids():
     texts = ["a red circle moves left", "", "café ☕ über"]

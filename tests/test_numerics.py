@@ -15,8 +15,6 @@ from vdm.train.numerics import Guard, NonFiniteTraining, non_finite_leaves
 from vdm.train.state import create_abstract_state
 
 
-pytestmark = pytest.mark.usefixtures("quick_compiles")
-
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):

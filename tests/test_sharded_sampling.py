@@ -1,13 +1,10 @@
 """The same seed gives the same clip on any mesh."""
 import jax
 import numpy as np
-import pytest
 
 from test_mesh_equivalence import host_params, mesh_of, tiny_config
 from vdm.sampling import Generator
 from vdm.train.state import create_abstract_state
-
-pytestmark = pytest.mark.usefixtures("quick_compiles")
 
 
 def test_same_seed_same_clip_on_any_mesh():

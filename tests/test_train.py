@@ -1,6 +1,7 @@
 """End to end on the smoke config: multi-device equality, exact resume, sampling, bad input."""
 import json
 import os
+import shutil
 
 import jax
 import numpy as np
@@ -52,38 +53,46 @@ def full_state(config, workdir, step):
         mngr.close()
 
 
-def test_eight_devices_match_one(data_dir, tmp_path):
-    c = smoke(data_dir, **{"train.num_steps": 2, "train.ckpt_every": 100})
-    train(c, str(tmp_path / "one"), devices=jax.devices()[:1])
-    train(c, str(tmp_path / "eight"))
-    l1, l8 = losses(tmp_path / "one"), losses(tmp_path / "eight")
-    assert sorted(l1) == [1, 2]
-    np.testing.assert_allclose([l8[s] for s in (1, 2)], [l1[s] for s in (1, 2)], rtol=2e-5)
-    for a, b in zip(params_of(tmp_path / "one"), params_of(tmp_path / "eight")):
+# Every run of this module that can shares this config, so that its programs (train step,
+# sampler, evaluation) compile once and come from the compilation cache afterwards.
+STEPS = {"train.num_steps": 4, "train.ckpt_every": 100, "train.sample_every": 2}
+
+
+@pytest.fixture(scope="module")
+def trained(data_dir, tmp_path_factory):
+    """One 4-step run on the 8 devices (read-only for the tests: copy it to change it)."""
+    wd = str(tmp_path_factory.mktemp("trained") / "run")
+    train(smoke(data_dir, **STEPS), wd)
+    return wd
+
+
+def test_eight_devices_match_one(data_dir, trained, tmp_path):
+    train(smoke(data_dir, **STEPS), str(tmp_path / "one"), devices=jax.devices()[:1])
+    l1, l8 = losses(tmp_path / "one"), losses(trained)
+    assert sorted(l1) == sorted(l8) == [1, 2, 3, 4]
+    np.testing.assert_allclose([l8[s] for s in sorted(l8)], [l1[s] for s in sorted(l1)], rtol=2e-5)
+    for a, b in zip(params_of(tmp_path / "one"), params_of(trained)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
-def test_resume_is_exact(data_dir, tmp_path):
-    c = smoke(data_dir, **{"train.num_steps": 4, "train.ckpt_every": 100})
-    train(c, str(tmp_path / "straight"))
+def test_resume_is_exact(data_dir, trained, tmp_path):
+    c = smoke(data_dir, **STEPS)
     # Interrupted after 2 steps (checkpoint written on the way out), then resumed.
     out = train(c, str(tmp_path / "resumed"), stop_after=2)
     assert out["final_step"] == 2
     train(c, str(tmp_path / "resumed"))
-    a, b = losses(tmp_path / "straight"), losses(tmp_path / "resumed")
+    a, b = losses(trained), losses(tmp_path / "resumed")
     assert [a[s] for s in (1, 2, 3, 4)] == [b[s] for s in (1, 2, 3, 4)]  # bitwise
-    for x, y in zip(full_state(c, tmp_path / "straight", 4), full_state(c, tmp_path / "resumed", 4)):
+    for x, y in zip(full_state(c, trained, 4), full_state(c, tmp_path / "resumed", 4)):
         np.testing.assert_array_equal(x, y)  # parameters, optimizer state, EMA, step, RNG
     # The final evaluation ran and wrote its outputs.
-    assert os.path.exists(tmp_path / "straight" / "eval" / "metrics_step_0000004.json")
-    assert os.path.exists(tmp_path / "straight" / "eval" / "samples_step_0000004.png")
+    assert os.path.exists(os.path.join(trained, "eval", "metrics_step_0000004.json"))
+    assert os.path.exists(os.path.join(trained, "eval", "samples_step_0000004.png"))
 
 
-def test_sampling_same_seed_same_clip(data_dir, tmp_path):
-    c = smoke(data_dir, **{"train.num_steps": 2, "train.sample_every": 1})
-    train(c, str(tmp_path / "run"))
-    assert os.path.getsize(tmp_path / "run" / "samples" / "step_0000001.png") > 0  # periodic grid
-    gen = Generator.from_workdir(str(tmp_path / "run"))
+def test_sampling_same_seed_same_clip(trained):
+    assert os.path.getsize(os.path.join(trained, "samples", "step_0000002.png")) > 0  # periodic grid
+    gen = Generator.from_workdir(trained)
     a = gen.generate(["a red circle moves left"], num=2, seed=3, steps=3)
     b = gen.generate(["a red circle moves left"], num=2, seed=3, steps=3)
     c2 = gen.generate(["a red circle moves left"], num=2, seed=4, steps=3)
@@ -92,7 +101,7 @@ def test_sampling_same_seed_same_clip(data_dir, tmp_path):
     assert not np.array_equal(a, c2)
 
 
-def test_sample_cli_writes_videos(data_dir, tmp_path, monkeypatch):
+def test_sample_cli_writes_videos(trained, tmp_path, monkeypatch):
     import importlib.util
 
     tools = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools")
@@ -100,27 +109,25 @@ def test_sample_cli_writes_videos(data_dir, tmp_path, monkeypatch):
     spec = importlib.util.spec_from_file_location("sample_cli", os.path.join(tools, "sample.py"))
     cli = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(cli)
-    train(smoke(data_dir, **{"train.num_steps": 1}), str(tmp_path / "run"))
     out = str(tmp_path / "clips" / "red.mp4")
-    assert cli.main(["--workdir", str(tmp_path / "run"), "--prompt", "a red circle moves left",
+    assert cli.main(["--workdir", trained, "--prompt", "a red circle moves left",
                      "--num", "2", "--steps", "2", "--guidance", "text=2", "--out", out]) == 0
     for ext in ("mp4", "gif", "png"):
         assert os.path.getsize(out[:-3] + ext) > 0
     # Bad input: a clear error and exit code 2, nothing written.
     assert cli.main(["--workdir", str(tmp_path / "nope")]) == 2
-    assert cli.main(["--workdir", str(tmp_path / "run"), "--guidance", "source=2",
-                     "--out", str(tmp_path / "x.mp4")]) == 2
+    assert cli.main(["--workdir", trained, "--guidance", "source=2", "--out", str(tmp_path / "x.mp4")]) == 2
     assert not os.path.exists(tmp_path / "x.mp4")
 
 
-def test_workdir_of_another_config_is_refused(data_dir, tmp_path):
+def test_workdir_of_another_config_is_refused(data_dir, trained, tmp_path):
     wd = str(tmp_path / "run")
-    train(smoke(data_dir, **{"train.num_steps": 1}), wd)
-    other = smoke(data_dir, **{"train.num_steps": 1, "model.hidden": 16})
+    shutil.copytree(trained, wd)
+    other = smoke(data_dir, **{**STEPS, "model.hidden": 16})
     with pytest.raises(WorkdirConflict, match="model.hidden: 32 -> 16"):
         train(other, wd)
-    assert os.path.isdir(os.path.join(wd, "checkpoints", "1"))  # nothing lost
-    train(other, wd, overwrite=True)
+    assert os.path.isdir(os.path.join(wd, "checkpoints", "4"))  # nothing lost
+    train(other, wd, overwrite=True, stop_after=1)  # the step is enough: no final evaluation
     with open(os.path.join(wd, "config.json")) as f:
         assert json.load(f)["model"]["hidden"] == 16
 
@@ -128,8 +135,8 @@ def test_workdir_of_another_config_is_refused(data_dir, tmp_path):
 def test_missing_checkpoint_and_textless_prompt(data_dir, tmp_path):
     with pytest.raises(FileNotFoundError, match="no config.json"):
         Generator.from_workdir(str(tmp_path))
-    c = smoke(data_dir, **{"train.num_steps": 1, "conditions.text.enabled": False})
-    train(c, str(tmp_path / "uncond"))
+    c = smoke(data_dir, **{**STEPS, "conditions.text.enabled": False})
+    train(c, str(tmp_path / "uncond"), stop_after=1)
     gen = Generator.from_workdir(str(tmp_path / "uncond"))
     with pytest.raises(ValueError, match="without a text condition"):
         gen.generate(["a red circle"], num=1, steps=2)

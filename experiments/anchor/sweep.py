@@ -16,8 +16,8 @@ PLOTS = [Plot(x="eval.tasks", y=["identity_consistency", "identity_across_shots"
                                  "smoothness", "background_flicker", "frechet"], kind="bar")]
 
 SWEEPS = [Sweep(name="anchor", base="configs/shapes_i2v.py", points=POINTS,
-                fixed={"train.num_steps": 100, "train.ckpt_every": 100, "train.log_every": 25,
-                       "eval.num_samples": 16, "eval.batch_size": 16, "eval.shots": 4,
+                fixed={"train.num_steps": 700, "train.ckpt_every": 350, "train.log_every": 25,
+                       "eval.num_samples": 32, "eval.batch_size": 32, "eval.shots": 4,
                        "sample.steps": 20},
                 metrics=METRICS, plots=PLOTS)]
 

@@ -17,8 +17,8 @@ SCALING_PLOTS = [Plot(x="data.num_frames", y=["train_step_s", "train_peak_bytes"
 SWEEPS = [
     Sweep(name="quality", base="configs/quickstart.py",
           points=product({"model.layout": LAYOUTS}),
-          fixed={"train.num_steps": 100, "train.ckpt_every": 100, "train.log_every": 25,
-                 "eval.num_samples": 16, "eval.batch_size": 16, "sample.steps": 20},
+          # The quickstart's own length (700 steps): where it learns colour and one object.
+          fixed={"train.log_every": 25, "eval.num_samples": 64, "sample.steps": 20},
           metrics=QUALITY_METRICS, plots=QUALITY_PLOTS),
     # long_16 stores 64 frames at 16x16 (16 tokens a frame): T tokens x 16 per clip.
     Sweep(name="scaling", base="configs/quickstart.py", tool="measure",

@@ -16,9 +16,9 @@ PLOTS = [
 
 SWEEPS = [Sweep(name="clip_length", base="configs/quickstart.py",
                 points=product({"data.num_frames": [8, 16, 32]}),
-                fixed={"data.config": "long_16", "train.batch_size": 16, "train.num_steps": 150,
-                       "train.ckpt_every": 150, "train.log_every": 25, "eval.num_samples": 16,
-                       "eval.batch_size": 16, "eval.tasks": "t2v", "sample.steps": 20},
+                fixed={"data.config": "long_16", "train.batch_size": 16, "train.num_steps": 700,
+                       "train.ckpt_every": 350, "train.log_every": 25, "eval.num_samples": 32,
+                       "eval.batch_size": 32, "eval.tasks": "t2v", "sample.steps": 20},
                 metrics=METRICS, plots=PLOTS)]
 
 CLUSTER = [Sweep(name="clip_length", base="configs/shapes_t2v_cluster.py",
