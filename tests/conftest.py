@@ -22,3 +22,21 @@ jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 # Tests compile hundreds of tiny programs, where XLA's optimisation passes cost more than they
 # save (about half of a smoke training run's compile). Child processes get the same (launch.py).
 jax.config.update("jax_disable_most_optimizations", True)
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """The smoke dataset, built once per module: runs read it, child processes never race to build it."""
+    from vdm.data import moving_shapes
+
+    d = str(tmp_path_factory.mktemp("data"))
+    moving_shapes.build("smoke", d)
+    return d
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """One compilation cache for a module's child processes: they compile the same programs."""
+    return str(tmp_path_factory.mktemp("jax-cache"))

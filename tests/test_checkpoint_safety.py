@@ -11,10 +11,9 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from configs import shapes_t2v
 from launch import Child, ROOT, child_env
+from smoke_config import smoke_config
 from vdm import sharding
-from vdm.data import moving_shapes
 from vdm.sampling import Generator
 from vdm.train import checkpoint, manifest
 from vdm.train.loop import train
@@ -22,31 +21,6 @@ from vdm.train.numerics import non_finite_leaves
 from vdm.train.state import create_abstract_state
 
 START_S = 240  # a child's JAX start, data and compilation on a busy 2-core machine
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    """One compilation cache for this module's children: they compile the same programs."""
-    return str(tmp_path_factory.mktemp("jax-cache"))
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    d = str(tmp_path_factory.mktemp("data"))
-    moving_shapes.build("smoke", d)
-    return d
-
-
-def smoke(data_dir, **overrides):
-    c = shapes_t2v.get_config("smoke")
-    c.data.data_dir = data_dir
-    for k, v in overrides.items():
-        node = c
-        *path, last = k.split(".")
-        for p in path:
-            node = node[p]
-        node[last] = v
-    return c
 
 
 def finalized_steps(workdir):
@@ -81,7 +55,7 @@ def test_sigkill_just_after_a_save_started(data_dir, cache, tmp_path, capsys):
     assert finalized_steps(wd) == [2]  # the previous step stays the latest
     assert tmp_dirs(wd), "the interrupted save left no temporary directory"
 
-    out = train(smoke(data_dir, **{"train.num_steps": 8, "train.ckpt_every": 2}), wd, stop_after=2)
+    out = train(smoke_config(data_dir, **{"train.num_steps": 8, "train.ckpt_every": 2}), wd, stop_after=2)
     assert "resumed from step 2" in capsys.readouterr().out
     assert out["final_step"] == 4
     assert tmp_dirs(wd) == []  # cleaned at start
@@ -127,13 +101,13 @@ def test_disk_full_names_the_path_and_keeps_the_previous_checkpoint(data_dir, ca
     assert f"saving a checkpoint under {disk}/run/checkpoints failed" in r.stderr, r.stderr
     assert "No space left on device" in r.stderr or "ENOSPC" in r.stderr, r.stderr
     assert finalized_steps(kept) == [2]
-    state = restore_state(smoke(data_dir), str(kept), 2)  # the previous checkpoint restores, verified
+    state = restore_state(smoke_config(data_dir), str(kept), 2)  # the previous checkpoint restores, verified
     assert int(state.step) == 2
 
 
 def test_flipped_byte_in_array_data_is_detected(data_dir, tmp_path):
     wd = str(tmp_path / "run")
-    config = smoke(data_dir, **{"train.num_steps": 2})
+    config = smoke_config(data_dir, **{"train.num_steps": 2})
     train(config, wd, stop_after=1)  # stopped before the end: no final evaluation
     data_files = []
     for root, _, files in os.walk(os.path.join(wd, "checkpoints", "1", "state")):
@@ -153,10 +127,10 @@ def test_flipped_byte_in_array_data_is_detected(data_dir, tmp_path):
 
 def test_config_of_other_shapes_is_refused_before_any_step(data_dir, tmp_path):
     wd = str(tmp_path / "run")
-    train(smoke(data_dir, **{"train.num_steps": 2}), wd, stop_after=1)
+    train(smoke_config(data_dir, **{"train.num_steps": 2}), wd, stop_after=1)
     metrics = os.path.join(wd, "metrics.jsonl")
     rows_before = open(metrics).read()
-    wider = smoke(data_dir, **{"train.num_steps": 2, "model.hidden": 48, "model.num_heads": 2})
+    wider = smoke_config(data_dir, **{"train.num_steps": 2, "model.hidden": 48, "model.num_heads": 2})
     with pytest.raises(checkpoint.CheckpointMismatch,
                        match=r"does not fit this config \(\d+ arrays differ\): .*ema/dit/\S+/out/bias/value: "
                              r"checkpoint \(32,\) float32, config \(48,\) float32"):
@@ -164,7 +138,7 @@ def test_config_of_other_shapes_is_refused_before_any_step(data_dir, tmp_path):
     assert open(metrics).read() == rows_before  # no step ran
 
     # orbax would cast float32 data into a bfloat16 target silently.
-    config = smoke(data_dir)
+    config = smoke_config(data_dir)
     mesh = sharding.make_mesh({"data": -1}, devices=jax.devices()[:1])
     _, target = create_abstract_state(config, mesh)
     to_bf16 = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, jnp.bfloat16, sharding=a.sharding)

@@ -22,13 +22,6 @@ def byte_tokenize(text, max_len):
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("tfds")
-    ms.build("smoke", d)
-    return d
-
-
-@pytest.fixture(scope="module")
 def source(data_dir):
     return pipeline.make_source("smoke", data_dir, "train")
 

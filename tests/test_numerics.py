@@ -8,30 +8,12 @@ import jax
 import numpy as np
 import pytest
 
-from configs import shapes_t2v
+from smoke_config import smoke_config
 from vdm import sharding
 from vdm.train import checkpoint, loop
 from vdm.train.numerics import Guard, NonFiniteTraining, non_finite_leaves
 from vdm.train.state import create_abstract_state
 
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("data"))
-
-
-def smoke(data_dir, **overrides):
-    c = shapes_t2v.get_config("smoke")
-    c.data.data_dir = data_dir
-    c.train.log_every = 1
-    for k, v in overrides.items():
-        node = c
-        *path, last = k.split(".")
-        for p in path:
-            node = node[p]
-        node[last] = v
-    return c
 
 
 @pytest.fixture
@@ -72,7 +54,7 @@ def digests(config, workdir, step):
 def test_non_finite_updates_are_skipped_and_counted(data_dir, tmp_path, nan_batches):
     nan_batches.update({3, 4})
     wd = str(tmp_path / "run")
-    c = smoke(data_dir, **{"train.num_steps": 8, "train.ckpt_every": 1, "train.keep_checkpoints": 10,
+    c = smoke_config(data_dir, **{"train.num_steps": 8, "train.ckpt_every": 1, "train.keep_checkpoints": 10,
                            "train.max_bad_steps": 3})
     assert loop.train(c, wd, stop_after=6)["final_step"] == 6
     r = rows(wd)
@@ -90,7 +72,7 @@ def test_non_finite_updates_are_skipped_and_counted(data_dir, tmp_path, nan_batc
 def test_too_many_bad_steps_stop_without_a_non_finite_checkpoint(data_dir, tmp_path, nan_batches):
     nan_batches.update(range(3, 100))
     wd = str(tmp_path / "run")
-    c = smoke(data_dir, **{"train.num_steps": 8, "train.ckpt_every": 1, "train.keep_checkpoints": 10,
+    c = smoke_config(data_dir, **{"train.num_steps": 8, "train.ckpt_every": 1, "train.keep_checkpoints": 10,
                            "train.max_bad_steps": 3})
     with pytest.raises(NonFiniteTraining, match=r"steps 3-5: 3 consecutive steps with a non-finite loss"):
         loop.train(c, wd)

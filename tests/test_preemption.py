@@ -8,12 +8,10 @@ import time
 
 import jax
 import numpy as np
-import pytest
 
-from configs import shapes_t2v
 from launch import Child, ROOT, child_env, free_port
+from smoke_config import smoke_config
 from vdm import sharding
-from vdm.data import moving_shapes
 from vdm.train import checkpoint
 from vdm.train.state import create_abstract_state
 
@@ -23,19 +21,6 @@ from vdm.train.state import create_abstract_state
 GRACE_S = 30
 # A child's start (JAX, data, compilation) on a busy 2-core machine.
 START_S = 240
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    """One compilation cache for this module's children: they compile the same programs."""
-    return str(tmp_path_factory.mktemp("jax-cache"))
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    d = str(tmp_path_factory.mktemp("data"))
-    moving_shapes.build("smoke", d)  # built once here: children must not race to build it
-    return d
 
 
 def cli_run(data_dir, workdir, cache, *extra):
@@ -52,8 +37,7 @@ def losses(workdir):
 
 def state_digests(workdir, step, data_dir):
     """sha256 of every array of the checkpointed state (params, optimizer, EMA, step, RNG)."""
-    config = shapes_t2v.get_config("smoke")
-    config.data.data_dir = data_dir
+    config = smoke_config(data_dir)
     mesh = sharding.make_mesh({"data": -1}, devices=jax.devices()[:1])
     _, target = create_abstract_state(config, mesh)
     mngr = checkpoint.manager(workdir, keep=2)

@@ -7,29 +7,12 @@ import jax
 import numpy as np
 import pytest
 
-from configs import shapes_t2v
+from smoke_config import smoke_config
 from vdm import sharding
 from vdm.sampling import Generator
 from vdm.train import checkpoint
 from vdm.train.state import create_abstract_state
 from vdm.train.loop import WorkdirConflict, train
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("data"))
-
-
-def smoke(data_dir, **overrides):
-    c = shapes_t2v.get_config("smoke")
-    c.data.data_dir = data_dir
-    for k, v in overrides.items():
-        node = c
-        *path, last = k.split(".")
-        for p in path:
-            node = node[p]
-        node[last] = v
-    return c
 
 
 def losses(workdir):
@@ -62,12 +45,12 @@ STEPS = {"train.num_steps": 4, "train.ckpt_every": 100, "train.sample_every": 2}
 def trained(data_dir, tmp_path_factory):
     """One 4-step run on the 8 devices (read-only for the tests: copy it to change it)."""
     wd = str(tmp_path_factory.mktemp("trained") / "run")
-    train(smoke(data_dir, **STEPS), wd)
+    train(smoke_config(data_dir, **STEPS), wd)
     return wd
 
 
 def test_eight_devices_match_one(data_dir, trained, tmp_path):
-    train(smoke(data_dir, **STEPS), str(tmp_path / "one"), devices=jax.devices()[:1])
+    train(smoke_config(data_dir, **STEPS), str(tmp_path / "one"), devices=jax.devices()[:1])
     l1, l8 = losses(tmp_path / "one"), losses(trained)
     assert sorted(l1) == sorted(l8) == [1, 2, 3, 4]
     np.testing.assert_allclose([l8[s] for s in sorted(l8)], [l1[s] for s in sorted(l1)], rtol=2e-5)
@@ -76,7 +59,7 @@ def test_eight_devices_match_one(data_dir, trained, tmp_path):
 
 
 def test_resume_is_exact(data_dir, trained, tmp_path):
-    c = smoke(data_dir, **STEPS)
+    c = smoke_config(data_dir, **STEPS)
     # Interrupted after 2 steps (checkpoint written on the way out), then resumed.
     out = train(c, str(tmp_path / "resumed"), stop_after=2)
     assert out["final_step"] == 2
@@ -123,7 +106,7 @@ def test_sample_cli_writes_videos(trained, tmp_path, monkeypatch):
 def test_workdir_of_another_config_is_refused(data_dir, trained, tmp_path):
     wd = str(tmp_path / "run")
     shutil.copytree(trained, wd)
-    other = smoke(data_dir, **{**STEPS, "model.hidden": 16})
+    other = smoke_config(data_dir, **{**STEPS, "model.hidden": 16})
     with pytest.raises(WorkdirConflict, match="model.hidden: 32 -> 16"):
         train(other, wd)
     assert os.path.isdir(os.path.join(wd, "checkpoints", "4"))  # nothing lost
@@ -135,7 +118,7 @@ def test_workdir_of_another_config_is_refused(data_dir, trained, tmp_path):
 def test_missing_checkpoint_and_textless_prompt(data_dir, tmp_path):
     with pytest.raises(FileNotFoundError, match="no config.json"):
         Generator.from_workdir(str(tmp_path))
-    c = smoke(data_dir, **{**STEPS, "conditions.text.enabled": False})
+    c = smoke_config(data_dir, **{**STEPS, "conditions.text.enabled": False})
     train(c, str(tmp_path / "uncond"), stop_after=1)
     gen = Generator.from_workdir(str(tmp_path / "uncond"))
     with pytest.raises(ValueError, match="without a text condition"):
@@ -145,6 +128,6 @@ def test_missing_checkpoint_and_textless_prompt(data_dir, tmp_path):
 
 
 def test_bad_batch_is_named_before_compiling(data_dir, tmp_path):
-    c = smoke(data_dir, **{"train.batch_size": 6})
+    c = smoke_config(data_dir, **{"train.batch_size": 6})
     with pytest.raises(ValueError, match="batch_size=6 must be a positive multiple of data\\*fsdp"):
         train(c, str(tmp_path / "bad"))

@@ -18,7 +18,6 @@ from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 
 class NonFiniteTraining(RuntimeError):
