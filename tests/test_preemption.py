@@ -10,7 +10,7 @@ import jax
 import numpy as np
 
 from launch import Child, ROOT, child_env, free_port
-from smoke_config import smoke_config
+from smoke_config import losses, smoke_config
 from vdm import sharding
 from vdm.train import checkpoint
 from vdm.train.state import create_abstract_state
@@ -28,11 +28,6 @@ def cli_run(data_dir, workdir, cache, *extra):
             "--workdir", workdir, f"--config.data.data_dir={data_dir}", "--config.train.num_steps=200",
             "--config.train.ckpt_every=1000", "--config.train.log_every=1", *extra]
     return Child(args, child_env(1, cache))
-
-
-def losses(workdir):
-    with open(os.path.join(workdir, "metrics.jsonl")) as f:
-        return {r["step"]: r["loss"] for r in map(json.loads, f) if "loss" in r}
 
 
 def state_digests(workdir, step, data_dir):

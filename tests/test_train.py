@@ -7,18 +7,12 @@ import jax
 import numpy as np
 import pytest
 
-from smoke_config import smoke_config
+from smoke_config import losses, smoke_config
 from vdm import sharding
 from vdm.sampling import Generator
 from vdm.train import checkpoint
 from vdm.train.state import create_abstract_state
 from vdm.train.loop import WorkdirConflict, train
-
-
-def losses(workdir):
-    with open(os.path.join(workdir, "metrics.jsonl")) as f:
-        rows = [json.loads(line) for line in f]
-    return {r["step"]: r["loss"] for r in rows if "loss" in r}
 
 
 def params_of(workdir, step=None):
