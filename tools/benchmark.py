@@ -11,6 +11,8 @@ warm-up; ``*_mfu`` against ``peak_flops_per_s``):
   forward: forward_compile_s, forward_s, forward_mfu
   sample:  sample_s (whole run of --sample_num clips), sample_s_per_clip, sample_mfu;
            with --python_loop, python_loop_s and python_loop_over_scan
+  --profile: train_op_profile (vdm/op_profile.py: op time by class, top ops) and
+           train_matmul_only_mfu_bound (the MFU if everything but the matmuls were free)
 With --compare: {"a": ..., "b": ..., "b_over_a": ...}.
 """
 import _bootstrap  # noqa: F401
@@ -31,6 +33,8 @@ flags.DEFINE_integer("sample_num", 0, "Clips per sampling run (0: config.sample.
 flags.DEFINE_integer("sample_steps", 0, "Sampler steps (0: config.sample.steps).")
 flags.DEFINE_integer("frames", 0, "Clip length override (0: the config's data.num_frames).")
 flags.DEFINE_bool("python_loop", False, "Also time Euler sampling driven step by step from Python.")
+flags.DEFINE_bool("profile", False, "Also profile the train step: its op time by class (matmul, "
+                  "reduction, ...), the costliest ops, and the MFU if only matmuls took time.")
 flags.mark_flags_as_required(["config"])
 FLAGS = flags.FLAGS
 
@@ -42,7 +46,7 @@ def main(argv):
         return benchmark(config, modes=FLAGS.modes, steps=FLAGS.steps, warmup=FLAGS.warmup,
                          sample_repeats=FLAGS.sample_repeats, sample_num=FLAGS.sample_num or None,
                          sample_steps=FLAGS.sample_steps or None, frames=FLAGS.frames or None,
-                         python_loop=FLAGS.python_loop)
+                         python_loop=FLAGS.python_loop, profile=FLAGS.profile)
 
     result = run(FLAGS.config)
     if FLAGS.compare is not None:
