@@ -31,16 +31,6 @@ def tmp_dirs(workdir):
     return [n for n in os.listdir(os.path.join(workdir, "checkpoints")) if "orbax-checkpoint-tmp" in n]
 
 
-def restore_state(config, workdir, step):
-    mesh = sharding.make_mesh({"data": -1}, devices=jax.devices()[:1])
-    _, target = create_abstract_state(config, mesh)
-    mngr = checkpoint.manager(workdir, keep=2)
-    try:
-        return checkpoint.restore(mngr, step, target)
-    finally:
-        mngr.close()
-
-
 def faulty_run(workdir, overrides, fault, step, cache):
     args = [os.path.join(ROOT, "tests", "faulty_train.py"), workdir, json.dumps(overrides), fault, str(step)]
     return Child(args, child_env(1, cache))
@@ -101,7 +91,7 @@ def test_disk_full_names_the_path_and_keeps_the_previous_checkpoint(data_dir, ca
     assert f"saving a checkpoint under {disk}/run/checkpoints failed" in r.stderr, r.stderr
     assert "No space left on device" in r.stderr or "ENOSPC" in r.stderr, r.stderr
     assert finalized_steps(kept) == [2]
-    state = restore_state(smoke_config(data_dir), str(kept), 2)  # the previous checkpoint restores, verified
+    state = checkpoint.load_state(str(kept), 2, smoke_config(data_dir))  # the previous checkpoint restores, verified
     assert int(state.step) == 2
 
 
@@ -149,4 +139,4 @@ def test_config_of_other_shapes_is_refused_before_any_step(data_dir, tmp_path):
             checkpoint.check_compatible(mngr, 1, to_bf16)
     finally:
         mngr.close()
-    assert non_finite_leaves(restore_state(config, wd, 1)) == []
+    assert non_finite_leaves(checkpoint.load_state(wd, 1, config)) == []

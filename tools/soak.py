@@ -16,7 +16,6 @@ of the final state (parameters, optimizer, EMA, step, RNG) match bitwise.
 import _bootstrap  # noqa: F401
 
 import argparse
-import hashlib
 import json
 import os
 import queue
@@ -67,24 +66,9 @@ class Run:
 
 
 def state_digests(workdir: str, step: int) -> dict[str, str]:
-    import jax
-    import numpy as np
-
-    from vdm import sharding
     from vdm.train import checkpoint
-    from vdm.train.state import create_abstract_state
 
-    config = checkpoint.restore_config(workdir)
-    mesh = sharding.make_mesh({"data": -1}, devices=jax.devices()[:1])
-    _, target = create_abstract_state(config, mesh)
-    mngr = checkpoint.manager(workdir, keep=1)
-    try:
-        state = jax.device_get(checkpoint.restore(mngr, step, target))
-    finally:
-        mngr.close()
-    flat, _ = jax.tree_util.tree_flatten_with_path(state)
-    return {jax.tree_util.keystr(p): hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()
-            for p, x in flat}
+    return checkpoint.array_digests(checkpoint.load_state(workdir, step))
 
 
 def latest_step(workdir: str) -> int | None:

@@ -8,6 +8,7 @@ the save committed (orbax restores flipped bytes silently).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from typing import Any
@@ -16,6 +17,7 @@ import grain
 from absl import logging
 import jax
 import ml_collections
+import numpy as np
 import orbax.checkpoint as ocp
 
 from vdm.train import manifest
@@ -120,6 +122,30 @@ def restore_config(workdir: str, step: int | None = None) -> ml_collections.Conf
         raise FileNotFoundError(f"{workdir}: no config.json; is this a vdm workdir?")
     with open(path) as f:
         return ml_collections.ConfigDict(json.load(f))
+
+
+def load_state(workdir: str, step: int, config: ml_collections.ConfigDict | None = None) -> Any:
+    """The whole training state saved at ``step`` (parameters, optimizer, EMA, step, RNG),
+    verified and fetched to the host: for checks and tools that read a checkpoint outside
+    a run. ``config`` defaults to the workdir's own."""
+    from vdm import sharding
+    from vdm.train.state import create_abstract_state  # here, not at the top: it pulls in the model
+
+    config = config if config is not None else restore_config(workdir)
+    mesh = sharding.make_mesh({"data": -1}, devices=jax.devices()[:1])
+    _, target = create_abstract_state(config, mesh)
+    mngr = manager(workdir, keep=1)  # keep only acts on saves; this one only reads
+    try:
+        return jax.device_get(restore(mngr, step, target))
+    finally:
+        mngr.close()
+
+
+def array_digests(tree: Any) -> dict[str, str]:
+    """sha256 of every array of ``tree`` by its path: equal dicts mean bitwise-equal trees."""
+    flat, _ = jax.tree_util.tree_flatten_with_path(tree)
+    return {jax.tree_util.keystr(path): hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()
+            for path, x in flat}
 
 
 def close(mngr: ocp.CheckpointManager) -> None:
