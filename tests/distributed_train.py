@@ -16,16 +16,10 @@ def main(process_id: int, num_processes: int, port: int, workdir: str, overrides
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(f"localhost:{port}", num_processes=num_processes, process_id=process_id,
                                initialization_timeout=60, heartbeat_timeout_seconds=10)
-    from configs import shapes_t2v
+    from smoke_config import smoke_config
     from vdm.train.loop import train
 
-    config = shapes_t2v.get_config("smoke")
-    for key, value in overrides.items():
-        node = config
-        *path, last = key.split(".")
-        for part in path:
-            node = node[part]
-        node[last] = value
+    config = smoke_config(overrides.pop("data.data_dir"), **overrides)
     out = train(config, workdir, stop_after=stop_after)
     print(f"final_step {out['final_step']}", flush=True)
 

@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 
-from configs import shapes_t2v
+from smoke_config import smoke_config
 from vdm.train import checkpoint
 from vdm.train.loop import train
 
@@ -39,13 +39,7 @@ def fill_disk(folder: str, leave_bytes: int = 16 << 10) -> None:
 
 
 def main(workdir: str, overrides: dict, fault: str, fault_step: int) -> None:
-    config = shapes_t2v.get_config("smoke")
-    for key, value in overrides.items():
-        node = config
-        *path, last = key.split(".")
-        for part in path:
-            node = node[part]
-        node[last] = value
+    config = smoke_config(overrides.pop("data.data_dir"), **overrides)
     save = checkpoint.save
 
     def save_then_fail(mngr, step, *args, **kwargs):
