@@ -19,7 +19,8 @@ def build(layout, remat="none", cross=True, frame_cond=True, scan_layers=False):
         text = TextEncoder(width=16, depth=1, num_heads=2, max_len=TEXT, rngs=nnx.Rngs(1))
         dit = VideoDiT(input_size=CLIP, in_channels=3, out_channels=3, patch_size=(1, 2, 2),
                        hidden=32, depth=2, num_heads=2, layout=layout, cond_dim=16,
-                       context_dim=16 if cross else None, frame_cond=frame_cond, temporal_window=1,
+                       context_dim=16 if cross else None, frame_cond=bool(frame_cond),
+                       frame_cond_form="bilinear" if frame_cond == "bilinear" else "mlp", temporal_window=1,
                        remat=remat, scan_layers=scan_layers, rngs=nnx.Rngs(0))
         return Denoiser(dit, text)
 
@@ -40,7 +41,8 @@ def loss_fn(model):
 
 @pytest.mark.parametrize("layout,remat,cross,frame_cond", [
     ("sequential", "none", True, True), ("interleaved", "full", True, True),
-    ("joint", "dots", True, True), ("interleaved", "dots", False, False)])
+    ("joint", "dots", True, True), ("interleaved", "dots", False, False),
+    ("sequential", "none", False, "bilinear")])
 def test_analytic_flops_equal_the_matmuls_of_the_lowered_program(layout, remat, cross, frame_cond):
     """Every dot_general jax emits for the forward and the gradient, counted from the
     program text: the analytic count must match it exactly (remat recompute included)."""

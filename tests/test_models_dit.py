@@ -194,6 +194,47 @@ def test_frame_cond_zero_init_then_per_frame():
     assert float(jnp.abs((c2 - c2[:, :1]) - (c - c[:, :1])).max()) > 1e-3
 
 
+def test_bilinear_frame_cond_can_express_any_label_frame_table():
+    """The bilinear form generalises the (label, frame) embedding table of RESEARCH-NOTES:
+    with one-hot labels as the condition, W can be solved (least squares, closed form) so
+    that the offsets equal an arbitrary random table exactly."""
+    labels, frames, rank = 4, 8, 16
+    fc = dit.FrameCond(D, labels, form="bilinear", rank=rank, rngs=nnx.Rngs(0))
+    assert fc(frames, jnp.ones((B, labels))).shape == (B, frames, D)
+    np.testing.assert_array_equal(fc(frames, jnp.ones((B, labels))), 0.0)  # zero at init
+    table = np.random.default_rng(0).normal(size=(labels, frames, D))
+    fc.cond_proj.kernel.value = jnp.eye(labels, rank)                   # a = onehot(label), padded
+    fc.cond_proj.bias.value = jnp.zeros(rank)
+    phi = np.asarray(dit.frame_fourier(frames, rank), np.float64)      # [T', r], rank T'
+    assert np.linalg.matrix_rank(phi) == frames
+    w = np.zeros((rank, rank, D))
+    for label in range(labels):
+        w[label] = np.linalg.lstsq(phi, table[label], rcond=None)[0]    # phi @ W[l] = table[l]
+    fc.table.value = jnp.asarray(w.reshape(rank * rank, D), jnp.float32)
+    onehot = jnp.eye(labels)
+    np.testing.assert_allclose(fc(frames, onehot), table, atol=1e-4)
+    # and it is a bilinear form: the offset is linear in the condition
+    mix = jnp.asarray([[0.3, 0.7, 0.0, 0.0]])
+    np.testing.assert_allclose(fc(frames, mix)[0], 0.3 * table[0] + 0.7 * table[1], atol=1e-4)
+
+
+def test_bilinear_frame_cond_in_the_model_and_its_bad_input():
+    x, t, kw = inputs()
+    model = make(layout="sequential", frame_cond_form="bilinear")
+    out = forward(model, x, t, kw)
+    randomize(model.frame_cond, seed=2, skip=("table",))  # table zero: no effect yet
+    np.testing.assert_array_equal(forward(model, x, t, kw), out)
+    randomize(model.frame_cond, seed=3)
+    c = model.conditioning(t, kw["cond"], 4)
+    assert float(jnp.abs(c[:, 1:] - c[:, :1]).max()) > 1e-2  # frames differ...
+    c2 = model.conditioning(t, kw["cond"] + 1.0, 4)
+    assert float(jnp.abs((c2 - c2[:, :1]) - (c - c[:, :1])).max()) > 1e-3  # ...by condition
+    with pytest.raises(ValueError, match="not one of"):
+        dit.FrameCond(D, 4, form="outer", rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="needs a condition"):
+        dit.FrameCond(D, None, form="bilinear", rngs=nnx.Rngs(0))
+
+
 def test_rope_breaks_time_reversal_symmetry():
     flip = lambda a: a[:, ::-1]
     # temporal attention alone: RoPE scores depend on the sign of t_i - t_j

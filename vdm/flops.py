@@ -71,10 +71,13 @@ def dit_forward_flops(dit: VideoDiT, batch: int, clip: Sequence[int],
         out["embed"] += 2 * batch * dit.cond_dim * D                      # cond_proj
     if dit.frame_cond is not None:
         fc = dit.frame_cond
-        rows = per_frame if fc.cond_proj is not None else frames         # [B or 1, T', .]
-        if fc.cond_proj is not None:
-            out["embed"] += 2 * batch * dit.cond_dim * D
-        out["embed"] += 2 * rows * (fc.fc1.in_features * D + D * D)
+        if fc.form == "bilinear":                                         # [B, r] then [B*T', r*r] @ [r*r, D]
+            out["embed"] += 2 * batch * dit.cond_dim * fc.rank + 2 * per_frame * fc.rank ** 2 * D
+        else:
+            rows = per_frame if fc.cond_proj is not None else frames     # [B or 1, T', .]
+            if fc.cond_proj is not None:
+                out["embed"] += 2 * batch * dit.cond_dim * D
+            out["embed"] += 2 * rows * (fc.fc1.in_features * D + D * D)
     for mixers in _block_mixers(dit):
         sublayers = len(mixers) + has_cross + 1
         out["modulation"] += 2 * per_frame * D * 3 * sublayers * D

@@ -61,6 +61,7 @@ def build_model(config: ml_collections.ConfigDict, rngs: nnx.Rngs) -> Denoiser:
         layout=m.layout, temporal_window=m.temporal_window or None, pos_embed=m.pos_embed,
         rope_base=m.rope_base, cond_dim=m.text_width if text is not None else None,
         context_dim=m.text_width if text is not None and m.cross_attention else None, frame_cond=m.frame_cond,
+        frame_cond_form=m.frame_cond_form,
         concat_channels=sum(ch for _, ch in concat),
         attention_impl=resolve_attention_impl(m.attention_impl, dtype=m.dtype), dtype=jnp.dtype(m.dtype),
         scan_layers=m.scan_layers, remat=m.remat, rngs=rngs)
