@@ -1,6 +1,6 @@
 """Probe a trained run for the sign of motion; prints one JSON line.
 
-    python tools/probe.py --workdir runs/quickstart
+    python tools/probe.py --workdir runs/quickstart [--step N]
 
 direction-swap loss gap per noise level ((loss with opposite direction words
 - loss with true captions) / loss with true captions; ~0 = the model ignores
@@ -17,12 +17,13 @@ def main(argv=None):
     p.add_argument("--workdir", required=True)
     p.add_argument("--num", type=int, default=64, help="test clips")
     p.add_argument("--raw", action="store_true", help="raw weights instead of EMA")
+    p.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
     args = p.parse_args(argv)
 
     from vdm.evaluation import probes
     from vdm.sampling import Generator
 
-    gen = Generator.from_workdir(args.workdir, use_ema=not args.raw)
+    gen = Generator.from_workdir(args.workdir, step=args.step, use_ema=not args.raw)
     out = {"step": gen.step}
     if "text" in gen.names:
         out.update(probes.direction_swap_loss(gen.graphdef, gen.params, gen.config, num=args.num))
