@@ -1,4 +1,6 @@
 """Analytic FLOPs against what XLA is asked to compute, and the MFU arithmetic."""
+import json
+
 import jax
 import jax.numpy as jnp
 import pytest
@@ -111,3 +113,20 @@ def test_peaks_and_meter():
     config.train.peak_flops = 0.0  # CPU: measured once, a plausible number
     peak, source = mfu.ThroughputMeter(config, mesh).peak
     assert source.startswith("measured") and 1e9 < peak < 1e14
+
+
+def test_cpu_peak_keeps_the_best_measurement_per_machine(tmp_path, monkeypatch):
+    """A run on a busy machine measures a low peak; the best seen on this machine is used
+    instead, so MFU is not inflated when the machine frees up. A bad cache is ignored."""
+    monkeypatch.setenv("VDM_CACHE_DIR", str(tmp_path))
+    measured = iter([100e9, 40e9, 250e9])
+    monkeypatch.setattr(mfu, "measured_matmul_peak", lambda size, dtype: next(measured))
+    assert mfu.best_cpu_matmul_peak() == 100e9   # first: the measurement itself
+    assert mfu.best_cpu_matmul_peak() == 100e9   # busy (40e9 measured): the kept best
+    assert mfu.best_cpu_matmul_peak() == 250e9   # a better measurement replaces it
+    kept = json.loads((tmp_path / "matmul_peak.json").read_text())
+    assert list(kept.values()) == [250e9] and "cores" in next(iter(kept))
+    (tmp_path / "matmul_peak.json").write_text("{not json")
+    monkeypatch.setattr(mfu, "measured_matmul_peak", lambda size, dtype: 70e9)
+    assert mfu.best_cpu_matmul_peak() == 70e9    # corrupt cache: the measurement, and rewritten
+    assert json.loads((tmp_path / "matmul_peak.json").read_text()) == {next(iter(kept)): 70e9}

@@ -8,10 +8,20 @@ passes at default precision); else, on CPU, a jax fp32 matmul measured once
 per process (the best of a few runs, so a busy machine lowers it less). CPU
 devices forced with ``--xla_force_host_platform_device_count`` share the same
 cores, so a CPU mesh gets the measured peak once, not once per device.
+
+A measurement on a busy machine is low, and a run that measured it so would log
+MFU above 100% once the machine frees up. So the best CPU peak measured so far
+is kept per machine (CPU model, core count, jax version) in
+``$VDM_CACHE_DIR/matmul_peak.json`` (default ``~/.cache/vdm``), and a run uses
+the larger of that and its own measurement.
 """
 from __future__ import annotations
 
 import functools
+import json
+import os
+import platform
+import tempfile
 import time
 from typing import Any
 
@@ -64,6 +74,45 @@ def measured_matmul_peak(size: int = 2048, repeats: int = 5, dtype: str = "float
     return 2 * size ** 3 / best
 
 
+def _machine_key(size: int, dtype: str) -> str:
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
+    except OSError:
+        pass
+    return f"{model} | {os.cpu_count()} cores | jax {jax.__version__} | {dtype} {size}^3"
+
+
+def best_cpu_matmul_peak(size: int = 2048, dtype: str = "float32") -> float:
+    """The larger of this process's measured matmul peak and the best one kept for this
+    machine, which it updates. Cache problems (unwritable, corrupt) fall back to the
+    measurement alone."""
+    measured = measured_matmul_peak(size, dtype=dtype)
+    path = os.path.join(os.environ.get("VDM_CACHE_DIR") or os.path.expanduser("~/.cache/vdm"),
+                        "matmul_peak.json")
+    key = _machine_key(size, dtype)
+    try:
+        with open(path) as f:
+            kept = json.load(f)
+        if not isinstance(kept, dict):
+            kept = {}
+    except (OSError, ValueError):
+        kept = {}
+    old = kept.get(key)
+    old = float(old) if isinstance(old, (int, float)) else 0.0
+    best = max(measured, old)
+    if best > old:
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with tempfile.NamedTemporaryFile("w", dir=os.path.dirname(path), delete=False) as f:
+                json.dump({**kept, key: best}, f, indent=1)
+            os.replace(f.name, path)  # atomic: concurrent runs never read half a file
+        except OSError:
+            pass
+    return best
+
+
 def mesh_peak_flops(config: ml_collections.ConfigDict, mesh) -> tuple[float, str]:
     """(peak FLOP/s of the run's devices, where the number comes from)."""
     if config.train.peak_flops:
@@ -74,7 +123,7 @@ def mesh_peak_flops(config: ml_collections.ConfigDict, mesh) -> tuple[float, str
     if known is not None:
         return known * len(devices), f"datasheet {kind} x {len(devices)}"
     if devices[0].platform == "cpu":
-        return measured_matmul_peak(), "measured cpu fp32 matmul"
+        return best_cpu_matmul_peak(), "measured cpu fp32 matmul (best kept for this machine)"
     raise ValueError(f"no known peak FLOP/s for device kind {kind!r}; set train.peak_flops")
 
 
