@@ -20,6 +20,7 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
+from vdm.config_upgrade import fill_added_fields
 from vdm.train import manifest
 
 # Replica-parallel saving slices each replicated array per replica, one small compiled
@@ -121,7 +122,9 @@ def restore_config(workdir: str, step: int | None = None) -> ml_collections.Conf
     if not os.path.exists(path):
         raise FileNotFoundError(f"{workdir}: no config.json; is this a vdm workdir?")
     with open(path) as f:
-        return ml_collections.ConfigDict(json.load(f))
+        saved = json.load(f)
+    fill_added_fields(saved, path)
+    return ml_collections.ConfigDict(saved)
 
 
 def load_state(workdir: str, step: int, config: ml_collections.ConfigDict | None = None) -> Any:

@@ -16,6 +16,7 @@ import ml_collections
 import numpy as np
 
 from vdm import mfu, sharding
+from vdm.config_upgrade import fill_added_fields
 from vdm.data import moving_shapes, pipeline
 from vdm.logging import MetricWriter, format_eta
 from vdm.models.text import tokenize
@@ -49,6 +50,7 @@ def prepare_workdir(workdir: str, config: ml_collections.ConfigDict, *, resume: 
     if os.path.exists(path):
         with open(path) as f:
             old = json.load(f)
+        fill_added_fields(old, path, like=new)  # a run saved before a field existed is the same run
         diffs = config_diff(old, new)
         if diffs and overwrite:
             if jax.process_index() == 0:
