@@ -6,6 +6,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 
 import jax
 import jax.numpy as jnp
@@ -140,3 +141,27 @@ def test_config_of_other_shapes_is_refused_before_any_step(data_dir, tmp_path):
     finally:
         mngr.close()
     assert non_finite_leaves(checkpoint.load_state(wd, 1, config)) == []
+
+
+def test_reading_a_training_run_leaves_its_saves_in_flight_alone(data_dir, tmp_path):
+    """Sampling, evaluating or probing a run while it trains opens its checkpoints. A
+    writer's manager would delete the folder of a save in flight (the run's save then
+    fails on its missing files); readers must not."""
+    wd = str(tmp_path / "run")
+    config = smoke_config(data_dir, **{"train.num_steps": 2, "train.ckpt_every": 1})
+    train(config, wd, stop_after=1)
+    ckpts = os.path.join(wd, "checkpoints")
+    in_flight = os.path.join(ckpts, "2.orbax-checkpoint-tmp")
+    shutil.copytree(os.path.join(ckpts, "1"), in_flight)  # as the run's next save looks mid-write
+    gen = Generator.from_workdir(wd)
+    assert gen.step == 1
+    assert int(checkpoint.load_state(wd, 1, config).step) == 1
+    assert tmp_dirs(wd) == ["2.orbax-checkpoint-tmp"] and finalized_steps(wd) == [1]
+    # the run's own manager does clean up (after a crash, on restart), in a background thread
+    checkpoint.manager(wd, keep=2).close()
+    deadline = time.monotonic() + 30
+    while tmp_dirs(wd) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert tmp_dirs(wd) == []
+    with pytest.raises(FileNotFoundError, match="no checkpoints folder"):
+        checkpoint.reader(str(tmp_path / "not_a_run"))

@@ -60,7 +60,7 @@ class Generator:
                      mesh=None) -> "Generator":
         config = checkpoint.restore_config(workdir)
         mesh = mesh or sharding.make_mesh({"data": -1}, devices=jax.devices()[:1])
-        mngr = checkpoint.manager(workdir, keep=config.train.keep_checkpoints, async_save=False)
+        mngr = checkpoint.reader(workdir)  # the run may still be training: touch nothing
         step = mngr.latest_step() if step is None else step
         if step is None:
             raise FileNotFoundError(f"{workdir}: no checkpoint found in {os.path.join(workdir, 'checkpoints')}")

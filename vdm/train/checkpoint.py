@@ -43,10 +43,23 @@ class CheckpointMismatch(ValueError):
 
 
 def manager(workdir: str, *, keep: int, async_save: bool = True) -> ocp.CheckpointManager:
+    """The training run's own manager: the one writer of a workdir."""
     # cleanup_tmp_directories: a save killed half-way leaves N.orbax-checkpoint-tmp*; remove it.
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, cleanup_tmp_directories=True,
                                            enable_async_checkpointing=async_save)
     return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints"), options=options)
+
+
+def reader(workdir: str) -> ocp.CheckpointManager:
+    """A read-only manager, for sampling, evaluating or probing a run, also while it trains.
+    It never removes the temporary folders of saves in flight: a writer's manager would,
+    and the running save then fails on its deleted files."""
+    path = os.path.join(os.path.abspath(workdir), "checkpoints")
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"{workdir}: no checkpoints folder; is this a vdm workdir?")
+    options = ocp.CheckpointManagerOptions(read_only=True, create=False, cleanup_tmp_directories=False,
+                                           enable_async_checkpointing=False)
+    return ocp.CheckpointManager(path, options=options)
 
 
 def step_dir(mngr: ocp.CheckpointManager, step: int) -> str:
@@ -137,7 +150,7 @@ def load_state(workdir: str, step: int, config: ml_collections.ConfigDict | None
     config = config if config is not None else restore_config(workdir)
     mesh = sharding.make_mesh({"data": -1}, devices=jax.devices()[:1])
     _, target = create_abstract_state(config, mesh)
-    mngr = manager(workdir, keep=1)  # keep only acts on saves; this one only reads
+    mngr = reader(workdir)
     try:
         return jax.device_get(restore(mngr, step, target))
     finally:
