@@ -10,13 +10,14 @@ read from the instruction and the computation it calls:
   transcendental  elementwise work with exp / log / tanh / erf / logistic (softmax, GELU);
   data_movement   copies, transposes, broadcasts, slices, concatenations, pads: no arithmetic;
   elementwise     the remaining arithmetic (adds, multiplies, modulation, optimizer updates).
-Times are summed over the threads that ran the ops, per run of the program. The
-``matmul`` share bounds what faster non-matmul work could buy: if everything else
-were free, the program would take ``matmul_share`` of its time.
+An op is one trace event however many threads it runs on, so op time is close to wall
+time. The ``matmul`` share bounds what faster non-matmul work could buy: if
+everything else were free, the program would take ``matmul_share`` of its time.
 """
 from __future__ import annotations
 
 import collections
+import functools
 import glob
 import gzip
 import json
@@ -37,7 +38,7 @@ _TRANSCENDENTAL = re.compile(r"\b(exponential|exponential-minus-one|log|log-plus
                              r"logistic|power|sine|cosine)\(")
 _ARITHMETIC = re.compile(r"\b(add|subtract|multiply|divide|maximum|minimum|negate|abs|sqrt|rsqrt|"
                          r"select|compare|convert|and|or|clamp|sign|floor|ceil|round-nearest-even|"
-                         r"exponential|log|tanh|erf|power|remainder|xor|not)\(")
+                         r"remainder|xor|not)\(")  # transcendentals are classed before this
 _COMPUTATION = re.compile(r"^(?:ENTRY )?%?([\w.\-]+) .*\{$")
 _INSTRUCTION = re.compile(r"^\s*(?:ROOT )?%?([\w.\-]+) = ((?:\([^=]*?\))|\S+) ([\w\-]+)\(")
 _INLINED = re.compile(r"(?:calls|to_apply)=%?([\w.\-]+)")
@@ -58,6 +59,7 @@ def parse_hlo(hlo_text: str) -> dict[str, tuple[str, str, str]]:
         elif current is not None:
             computations[current].append(line)
 
+    @functools.lru_cache(maxsize=None)  # a fused computation is called by many instructions
     def body(name: str, depth: int = 0) -> str:
         lines = computations.get(name, [])
         text = "\n".join(lines)
@@ -108,7 +110,7 @@ def profile_ops(run: Callable[[], object], hlo_text: str, runs: int = 3, top: in
     """Run ``run`` (one blocking call of the compiled program) ``runs`` times under the
     profiler and group its op time by class.
 
-    Returns {"op_s": op time per run, summed over threads; "by_class": {class: share};
+    Returns {"op_s": op time per run; "by_class": {class: share};
     "matmul_share"; "top_ops": the ``top`` most expensive ops, each
     {"name", "class", "shape", "ms"}; "ops_seen": distinct ops in the trace}."""
     if runs < 1:
@@ -129,16 +131,16 @@ def profile_ops(run: Callable[[], object], hlo_text: str, runs: int = 3, top: in
             per_op[e["name"]] += e["dur"] * 1e-6 / runs  # µs -> s per run
     if not per_op:
         raise RuntimeError("no op of the program appeared in the trace; is it the compiled one?")
+    op_class = {name: classify(instructions[name][1], instructions[name][2]) for name in per_op}
     by_class = dict.fromkeys(CLASSES, 0.0)
     for name, s in per_op.items():
-        by_class[classify(instructions[name][1], instructions[name][2])] += s
+        by_class[op_class[name]] += s
     total = sum(by_class.values())
     return {
         "op_s": round(total, 4),
         "by_class": {k: round(v / total, 4) for k, v in by_class.items()},
         "matmul_share": round(by_class["matmul"] / total, 4),
-        "top_ops": [{"name": n, "class": classify(instructions[n][1], instructions[n][2]),
-                     "shape": instructions[n][0], "ms": round(1e3 * s, 2)}
+        "top_ops": [{"name": n, "class": op_class[n], "shape": instructions[n][0], "ms": round(1e3 * s, 2)}
                     for n, s in per_op.most_common(top)],
         "ops_seen": len(per_op),
     }

@@ -8,7 +8,6 @@ into one model call per step) and returns uint8 clips.
 """
 from __future__ import annotations
 
-import os
 import sys
 from typing import Mapping, Sequence
 
@@ -23,7 +22,7 @@ from vdm.conditioning import REGISTRY
 from vdm.diffusion import get_process, sample as run_sampler
 from vdm.models.text import tokenize
 from vdm.train import checkpoint
-from vdm.train.state import create_abstract_state, video_shape
+from vdm.train.state import video_shape
 from vdm.video_io import to_uint8
 
 
@@ -60,15 +59,7 @@ class Generator:
                      mesh=None) -> "Generator":
         config = checkpoint.restore_config(workdir)
         mesh = mesh or sharding.make_mesh({"data": -1}, devices=jax.devices()[:1])
-        mngr = checkpoint.reader(workdir)  # the run may still be training: touch nothing
-        step = mngr.latest_step() if step is None else step
-        if step is None:
-            raise FileNotFoundError(f"{workdir}: no checkpoint found in {os.path.join(workdir, 'checkpoints')}")
-        if step not in mngr.all_steps():
-            raise FileNotFoundError(f"{workdir}: no checkpoint at step {step}; have {sorted(mngr.all_steps())}")
-        graphdef, target = create_abstract_state(config, mesh)
-        state = checkpoint.restore(mngr, step, target)
-        mngr.close()
+        graphdef, state, step = checkpoint.read_state(workdir, step, config, mesh)
         gen = cls(config, graphdef, state.ema if use_ema else state.params, mesh)
         gen.step = step
         return gen

@@ -140,21 +140,32 @@ def restore_config(workdir: str, step: int | None = None) -> ml_collections.Conf
     return ml_collections.ConfigDict(saved)
 
 
-def load_state(workdir: str, step: int, config: ml_collections.ConfigDict | None = None) -> Any:
-    """The whole training state saved at ``step`` (parameters, optimizer, EMA, step, RNG),
-    verified and fetched to the host: for checks and tools that read a checkpoint outside
-    a run. ``config`` defaults to the workdir's own."""
+def read_state(workdir: str, step: int | None = None, config: ml_collections.ConfigDict | None = None,
+               mesh=None) -> tuple[Any, Any, int]:
+    """(graphdef, state, step): the whole training state saved at ``step`` (default: the
+    latest) on ``mesh`` (default: one device), verified, read without touching the run
+    (it may still be training). ``config`` defaults to the workdir's own."""
     from vdm import sharding
     from vdm.train.state import create_abstract_state  # here, not at the top: it pulls in the model
 
     config = config if config is not None else restore_config(workdir)
-    mesh = sharding.make_mesh({"data": -1}, devices=jax.devices()[:1])
-    _, target = create_abstract_state(config, mesh)
+    mesh = mesh if mesh is not None else sharding.make_mesh({"data": -1}, devices=jax.devices()[:1])
     mngr = reader(workdir)
     try:
-        return jax.device_get(restore(mngr, step, target))
+        step = mngr.latest_step() if step is None else step
+        if step is None:
+            raise FileNotFoundError(f"{workdir}: no checkpoint found in {mngr.directory}")
+        if step not in mngr.all_steps():
+            raise FileNotFoundError(f"{workdir}: no checkpoint at step {step}; have {sorted(mngr.all_steps())}")
+        graphdef, target = create_abstract_state(config, mesh)
+        return graphdef, restore(mngr, step, target), step
     finally:
         mngr.close()
+
+
+def load_state(workdir: str, step: int, config: ml_collections.ConfigDict | None = None) -> Any:
+    """``read_state``'s state at ``step``, fetched to the host: for checks and tools."""
+    return jax.device_get(read_state(workdir, step, config)[1])
 
 
 def array_digests(tree: Any) -> dict[str, str]:
