@@ -27,11 +27,12 @@ class InjectedFault(RuntimeError):
 def fill_disk(folder: str, leave_bytes: int = 16 << 10) -> None:
     """Fill the file system of ``folder`` with incompressible bytes, then free ``leave_bytes``."""
     path = os.path.join(folder, "filler")
-    with open(path, "wb") as f:
+    # Unbuffered: with a buffer, bytes left in it when the disk filled are flushed again on
+    # close, and that second ENOSPC escapes the handler below.
+    with open(path, "wb", buffering=0) as f:
         try:
             while True:
                 f.write(os.urandom(1 << 16))
-                f.flush()
         except OSError as e:
             if e.errno != errno.ENOSPC:
                 raise
