@@ -65,15 +65,18 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.text_width = 128
     c.model.text_depth = 2
     c.model.text_heads = 4
+    c.model.text_pool = "mean"  # mean | mean+bag: what of the text enters adaLN (vdm/models/text.py)
 
     c.conditions = ml_collections.ConfigDict()
     c.conditions.text = ml_collections.ConfigDict(dict(enabled=True, dropout=0.1, guidance=3.0))
     # Given frames (image-to-video anchors): which frames, as a mix of frame_masks strategies.
+    # clean: the given frames also enter as clean frames of the clip (t = 0), not only by concat.
     c.conditions.image = ml_collections.ConfigDict(dict(
-        enabled=False, dropout=0.1, guidance=1.0, anchors=ml_collections.ConfigDict(dict(first=1.0))))
+        enabled=False, dropout=0.1, guidance=1.0, clean=False,
+        anchors=ml_collections.ConfigDict(dict(first=1.0))))
     # The general frame mask (prediction, interpolation, in-filling): the training mix.
     c.conditions.frames = ml_collections.ConfigDict(dict(
-        enabled=False, dropout=0.1, guidance=1.0,
+        enabled=False, dropout=0.1, guidance=1.0, clean=False,
         strategies=ml_collections.ConfigDict(dict(prefix=0.5, first_last=0.25, random=0.25))))
     # A source clip to follow in structure and motion (editing); needs an edit-pair dataset.
     c.conditions.source_video = ml_collections.ConfigDict(dict(enabled=False, dropout=0.1, guidance=1.5))

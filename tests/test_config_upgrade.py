@@ -23,8 +23,8 @@ def saved_before_the_added_fields(config) -> dict:
         *parents, last = key.split(".")
         node = old
         for part in parents:
-            node = node[part]
-        del node[last]
+            node = node.get(part, {})  # a group added whole took its later fields with it
+        node.pop(last, None)
     return old
 
 

@@ -80,3 +80,29 @@ def test_encoder_parameters_and_gradients():
     ids, mask = tokenize(["green", "up"], 16)
     grads = nnx.grad(lambda m: m(jnp.asarray(ids), jnp.asarray(mask))[1].sum())(enc)
     assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
+
+
+def test_bag_pool_keeps_every_byte():
+    """pool='mean+bag': pooled = [mean of the encoder's tokens, mean of LN(embedding + position)]
+    over real tokens; the bag half ignores padding and the blocks."""
+    ids, mask = tokenize(["a red circle moves left", "a red circle moves right"], 32)
+    ids, mask = jnp.asarray(ids), jnp.asarray(mask)
+    enc = TextEncoder(width=32, depth=2, num_heads=2, max_len=32, pool="mean+bag", rngs=nnx.Rngs(0))
+    tokens, pooled = enc(ids, mask)
+    assert enc.pooled_dim == 64 and pooled.shape == (2, 64)
+    w = np.asarray(mask, np.float32)[..., None]
+    bag = np.asarray(enc.bag_norm(enc.token_embed(ids) + enc.pos_embed[...][None]))
+    np.testing.assert_allclose(pooled[:, :32], (np.asarray(tokens) * w).sum(1) / w.sum(1), atol=1e-5)
+    np.testing.assert_allclose(pooled[:, 32:], (bag * w).sum(1) / w.sum(1), atol=1e-5)
+    # the bag half does not depend on the blocks: zeroing them changes only the first half
+    graphdef, state = nnx.split(enc)
+    zeroed = jax.tree.map(lambda v: v, state)
+    for path, v in nnx.to_flat_state(zeroed):
+        if path[0] == "blocks":
+            v.set_value(jnp.zeros_like(v.get_value()))
+    _, pooled0 = nnx.merge(graphdef, zeroed)(ids, mask)
+    np.testing.assert_allclose(pooled0[:, 32:], pooled[:, 32:], atol=1e-6)
+    assert float(jnp.abs(pooled0[:, :32] - pooled[:, :32]).max()) > 1e-3
+
+    with pytest.raises(ValueError, match="'max'"):
+        TextEncoder(width=32, depth=1, num_heads=2, max_len=8, pool="max", rngs=nnx.Rngs(0))

@@ -39,6 +39,9 @@ class Condition:
     build: Callable[[Mapping, jax.Array, Mapping], Inputs]
     channels: tuple[tuple[str, int], ...] = ()  # channel-concat groups: (batch key, channels)
     needs: tuple[str, ...] = ()  # data batch keys that `build` reads
+    # A frame condition ((frames key, mask key) inputs): with the config's ``clean`` on, its
+    # given frames also enter as clean frames of the clip (t = 0 there; see Denoiser).
+    gives_frames: bool = False
 
 
 def _null_text(inputs: Inputs) -> Inputs:
@@ -81,6 +84,7 @@ def _frame_condition(name: str, mix_option: str, what: str) -> Condition:
         build=build,
         channels=((name, 3), (mask_key, 1)),
         needs=("video",),
+        gives_frames=True,
     )
 
 
@@ -156,6 +160,26 @@ def training_inputs(batch: Mapping, names: Sequence[str], key: jax.Array,
                            f"(is the dataset the right one for this condition?)")
         out.update(cond.build(batch, k, options.get(n, {})))
     return out
+
+
+def clean_groups(conditions_config: Mapping, names: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    """(frames key, mask key) of the named conditions whose config sets ``clean``: their
+    given frames enter as clean frames of the clip at t = 0, and the loss skips them."""
+    out = []
+    for n in names:
+        if not conditions_config[n].get("clean", False):
+            continue
+        if not REGISTRY[n].gives_frames:
+            frame_conds = [k for k, c in REGISTRY.items() if c.gives_frames]
+            raise ValueError(f"conditions.{n}.clean: {n!r} gives no frames of the clip; only "
+                             f"{frame_conds} can enter as clean frames")
+        out.append(REGISTRY[n].batch_keys)
+    return tuple(out)
+
+
+def given_frames(inputs: Inputs, groups: Sequence[tuple[str, str]]) -> jax.Array:
+    """[B, T] float, 1 where any of the groups' masks gives the frame (after dropout)."""
+    return jnp.max(jnp.stack([inputs[m] > 0 for _, m in groups]), axis=0).astype(jnp.float32)
 
 
 def concat_layout(names: Sequence[str]) -> tuple[tuple[str, int], ...]:

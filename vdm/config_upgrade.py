@@ -22,6 +22,8 @@ ADDED_FIELDS: dict[str, Any] = {
     "conditions.frames": {"enabled": False, "dropout": 0.1, "guidance": 1.0,
                           "strategies": {"prefix": 0.5, "first_last": 0.25, "random": 0.25}},
     "conditions.source_video": {"enabled": False, "dropout": 0.1, "guidance": 1.5},
+    "conditions.image.clean": False,
+    "conditions.frames.clean": False,
     "data.text_key": "caption",
     # evaluation during and after training
     "eval.every": 0,
@@ -32,6 +34,7 @@ ADDED_FIELDS: dict[str, Any] = {
     "model.frame_cond_form": "mlp",
     "model.remat": "none",
     "model.scan_layers": False,
+    "model.text_pool": "mean",
     "train.grad_accum_steps": 1,
     "train.max_bad_steps": 10,
     "train.peak_flops": 0.0,

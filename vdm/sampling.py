@@ -196,7 +196,8 @@ class Generator:
         prediction / interpolation: frames (+ frames_at). editing: source (a model trained
         with the source_video condition) and/or strength < 1 (SDEdit: start from the source
         noised to t = strength; works with any checkpoint). clamp: the given frames are
-        reproduced exactly (replacement at every step); otherwise they only condition.
+        reproduced exactly (replacement at every step); otherwise they only condition,
+        except for a condition trained ``clean``, whose frames are the sample's frames there.
         """
         s = self.config.sample
         num = num or (len(prompts) if prompts else s.num)
@@ -212,15 +213,17 @@ class Generator:
                                         frames_at=frames_at, source=None if sdedit_only else source)
         init = self._clips(source, "source", num, frames=self.video_shape[0]) if strength < 1.0 else None
         known = None
-        if clamp:
-            masks = [inputs[REGISTRY[n].batch_keys[1]] for n in ("image", "frames") if n in given]
-            if masks:
-                mask = np.maximum.reduce(masks)  # [N, T]
-                video = sum(inputs[REGISTRY[n].batch_keys[0]] for n in ("image", "frames") if n in given)
-                if len(masks) > 1:  # both give a frame: they must agree; keep one copy
-                    video = np.where((masks[0] * masks[1])[..., None, None, None] > 0,
-                                     inputs[REGISTRY["image"].batch_keys[0]], video)
-                known = (video, mask[:, :, None, None, None])
+        # Frames given clean (the condition's `clean`) are the sample's frames there, clamp or not.
+        clean = [n for n in given if self.config.conditions[n].get("clean", False)]
+        held = [n for n in ("image", "frames") if n in given and (clamp or n in clean)]
+        if held:
+            masks = [inputs[REGISTRY[n].batch_keys[1]] for n in held]
+            mask = np.maximum.reduce(masks)  # [N, T]
+            video = sum(inputs[REGISTRY[n].batch_keys[0]] for n in held)
+            if len(masks) > 1:  # both give a frame: they must agree; keep one copy
+                video = np.where((masks[0] * masks[1])[..., None, None, None] > 0,
+                                 inputs[REGISTRY["image"].batch_keys[0]], video)
+            known = (video, mask[:, :, None, None, None])
         if isinstance(guidance, Mapping):
             scales = {n: float(guidance.get(n, self.config.conditions[n].guidance)) for n in self.names}
         else:

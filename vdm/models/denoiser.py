@@ -6,6 +6,12 @@ vector the (per-frame) adaLN conditioning. Visual conditions (given frames,
 a source clip) are channel-concat groups: each named input is broadcast to
 [B, T, H, W, c] (a per-frame mask [B, T] or a per-clip flag [B] becomes one
 channel) and concatenated to the noisy clip in the order of ``concat``.
+
+``clean``: (frames key, mask key) groups whose given frames also enter as clean frames of
+the clip itself: where the mask [B, T] is set, x is replaced by the given frame and that
+frame's noise level by t = 0, so the DiT reads them exactly as it reads the clean end of
+denoising (besides the concat channels). A dropped condition has an all-zero mask, so
+nothing is replaced and guidance's unconditional branch is really unconditional.
 """
 from __future__ import annotations
 
@@ -21,10 +27,15 @@ from vdm.models.text import TextEncoder
 
 class Denoiser(nnx.Module):
     def __init__(self, dit: VideoDiT, text_encoder: TextEncoder | None = None,
-                 concat: Sequence[tuple[str, int]] = ()):
+                 concat: Sequence[tuple[str, int]] = (), clean: Sequence[tuple[str, str]] = ()):
         self.dit = dit
         self.text_encoder = text_encoder
         self.concat = tuple((str(k), int(c)) for k, c in concat)
+        self.clean = tuple((str(v), str(m)) for v, m in clean)
+        missing = [k for group in self.clean for k in group if k not in dict(self.concat)]
+        if missing:
+            raise ValueError(f"clean frame groups {self.clean} name inputs {missing} that are not "
+                             f"among the concat inputs {[k for k, _ in self.concat]}")
         total = sum(c for _, c in self.concat)
         if total != dit.concat_channels:
             raise ValueError(f"concat groups {self.concat} have {total} channels; the DiT was built "
@@ -43,6 +54,8 @@ class Denoiser(nnx.Module):
         names = [k for k, _ in self.concat]
         if sorted(visual) != sorted(names):
             raise ValueError(f"this model takes visual inputs {names}, got {sorted(visual)}")
+        if self.clean:
+            x, t = self._clean_frames(x, t, visual)
         concat = None
         if self.concat:
             B, T, H, W, _ = x.shape
@@ -53,3 +66,14 @@ class Denoiser(nnx.Module):
                 parts.append(jnp.broadcast_to(v, (B, T, H, W, c)))
             concat = jnp.concatenate(parts, axis=-1)  # [B, T, H, W, sum c]
         return self.dit(x, t, cond=cond, context=context, context_mask=context_mask, concat=concat)
+
+    def _clean_frames(self, x: jax.Array, t: jax.Array, visual: dict) -> tuple[jax.Array, jax.Array]:
+        """Given frames into x, with per-frame t [B, T] = 0 there."""
+        B, T = x.shape[:2]
+        t = jnp.broadcast_to(jnp.asarray(t, jnp.float32), (B,)) if jnp.ndim(t) < 2 else t
+        t = jnp.broadcast_to(t[:, None], (B, T)) if t.ndim == 1 else t        # [B, T]
+        for video_key, mask_key in self.clean:
+            given = visual[mask_key] > 0                                   # [B, T]
+            x = jnp.where(given[:, :, None, None, None], visual[video_key].astype(x.dtype), x)
+            t = jnp.where(given, 0.0, t)
+        return x, t

@@ -395,11 +395,14 @@ class VideoDiT(nnx.Module):
     # -- pieces, public for probes and tests --
 
     def conditioning(self, t: Array, cond: Array | None, num_frames: int) -> Array:
-        """Per-frame conditioning c_f [B, T', D] from t [B] and cond [B, cond_dim]."""
-        c = self.t_embed(t)                                      # [B, D]
+        """Per-frame conditioning c_f [B, T', D] from t [B] (or per frame [B, T']) and
+        cond [B, cond_dim]."""
+        c = self.t_embed(t.reshape(-1)).reshape(t.shape + (-1,))  # [B, D] or [B, T', D]
+        if c.ndim == 2:
+            c = c[:, None]                                        # [B, 1, D]
         if self.cond_proj is not None:
-            c = c + self.cond_proj(cond)
-        c_f = jnp.broadcast_to(c[:, None], (c.shape[0], num_frames, c.shape[-1]))
+            c = c + self.cond_proj(cond)[:, None]
+        c_f = jnp.broadcast_to(c, (c.shape[0], num_frames, c.shape[-1]))
         if self.frame_cond is not None:
             c_f = c_f + self.frame_cond(num_frames, cond)
         return c_f
@@ -435,16 +438,27 @@ class VideoDiT(nnx.Module):
     def __call__(self, x: Array, t: Array, *, cond: Array | None = None,
                  context: Array | None = None, context_mask: Array | None = None,
                  concat: Array | None = None) -> Array:
-        """x [B, T, H, W, in_channels], t [B] in [0, 1] -> [B, T, H, W, out_channels]."""
+        """x [B, T, H, W, in_channels], t in [0, 1] -> [B, T, H, W, out_channels].
+
+        t: [B] (or a scalar), one noise level per clip, or [B, T], one per frame (e.g. given
+        frames clean at t = 0 among noisy ones); a tubelet of pt frames takes the highest
+        noise level among its frames.
+        """
         if x.ndim != 5 or x.shape[-1] != self.in_channels:
             raise ValueError(f"x must be [B, T, H, W, {self.in_channels}], got {x.shape}")
         B, T, H, W, _ = x.shape
         self._check_inputs(x, cond, context, context_mask, concat)
-        t = jnp.broadcast_to(jnp.asarray(t, jnp.float32), (B,))
-        if self.concat_channels:
-            x = jnp.concatenate([x, concat.astype(x.dtype)], axis=-1)
         pt, ph, pw = self.patch_size
         grid = (T // pt, H // ph, W // pw)
+        t = jnp.asarray(t, jnp.float32)
+        if t.ndim == 2:
+            if t.shape != (B, T):
+                raise ValueError(f"per-frame t must be [B, T] = {(B, T)}, got {t.shape}")
+            t = t.reshape(B, grid[0], pt).max(-1)                  # [B, T']
+        else:
+            t = jnp.broadcast_to(t, (B,))
+        if self.concat_channels:
+            x = jnp.concatenate([x, concat.astype(x.dtype)], axis=-1)
 
         h = self.patch_embed(patchify(x, self.patch_size))        # [B, T', S, D]
         if self.pos_embed in ("both", "sincos"):

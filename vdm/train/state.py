@@ -53,19 +53,20 @@ def build_model(config: ml_collections.ConfigDict, rngs: nnx.Rngs) -> Denoiser:
     text = None
     if "text" in names:
         text = TextEncoder(vocab_size=VOCAB_SIZE, width=m.text_width, depth=m.text_depth,
-                           num_heads=m.text_heads, max_len=config.data.text_max_len, dtype=jnp.dtype(m.dtype),
+                           num_heads=m.text_heads, max_len=config.data.text_max_len, pool=m.text_pool,
+                           dtype=jnp.dtype(m.dtype),
                            rngs=rngs)
     dit = VideoDiT(
         input_size=(t, h, w), in_channels=c, out_channels=c, patch_size=tuple(m.patch_size),
         hidden=m.hidden, depth=m.depth, num_heads=m.num_heads, mlp_ratio=m.mlp_ratio,
         layout=m.layout, temporal_window=m.temporal_window or None, pos_embed=m.pos_embed,
-        rope_base=m.rope_base, cond_dim=m.text_width if text is not None else None,
+        rope_base=m.rope_base, cond_dim=text.pooled_dim if text is not None else None,
         context_dim=m.text_width if text is not None and m.cross_attention else None, frame_cond=m.frame_cond,
         frame_cond_form=m.frame_cond_form,
         concat_channels=sum(ch for _, ch in concat),
         attention_impl=resolve_attention_impl(m.attention_impl, dtype=m.dtype), dtype=jnp.dtype(m.dtype),
         scan_layers=m.scan_layers, remat=m.remat, rngs=rngs)
-    return Denoiser(dit, text, concat)
+    return Denoiser(dit, text, concat, clean=conditioning.clean_groups(config.conditions, names))
 
 
 def make_optimizer(config: ml_collections.ConfigDict) -> tuple[optax.GradientTransformation, optax.Schedule]:

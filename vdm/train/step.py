@@ -42,11 +42,13 @@ def make_loss_and_grads(graphdef, config: ml_collections.ConfigDict) -> Callable
     kwargs = loss_kwargs(config)
     time_kwargs = {k: kwargs[k] for k in ("time_kind", "time_mean", "time_std", "time_shift")}
     accum_steps = int(config.train.grad_accum_steps)
+    clean = conditioning.clean_groups(config.conditions, names)
 
     def loss_fn(params, micro):
         model = nnx.merge(graphdef, params)
         per_example, _ = diffusion_loss(lambda x, t: model(x, t, **micro["inputs"]), micro["video"],
-                                        None, noise=micro["noise"], **kwargs)
+                                        None, noise=micro["noise"], mask=micro.get("loss_mask"),
+                                        **kwargs)
         return per_example.mean()
 
     def loss_and_grads(params, batch: Mapping[str, jax.Array], step_key: jax.Array):
@@ -55,6 +57,8 @@ def make_loss_and_grads(graphdef, config: ml_collections.ConfigDict) -> Callable
         inputs, _ = conditioning.training_dropout(inputs, names, rates, drop_all, k_drop)
         noise = draw_noise(k_loss, batch["video"], **time_kwargs)
         whole = {"inputs": inputs, "video": batch["video"], "noise": noise}
+        if clean:  # frames given clean are inputs, not predictions: the loss skips them
+            whole["loss_mask"] = (1.0 - conditioning.given_frames(inputs, clean))[:, :, None, None, None]
         return accumulate.value_and_grad(loss_fn, params, whole, accum_steps)
 
     return loss_and_grads
