@@ -69,9 +69,8 @@ class Denoiser(nnx.Module):
 
     def _clean_frames(self, x: jax.Array, t: jax.Array, visual: dict) -> tuple[jax.Array, jax.Array]:
         """Given frames into x, with per-frame t [B, T] = 0 there."""
-        B, T = x.shape[:2]
-        t = jnp.broadcast_to(jnp.asarray(t, jnp.float32), (B,)) if jnp.ndim(t) < 2 else t
-        t = jnp.broadcast_to(t[:, None], (B, T)) if t.ndim == 1 else t        # [B, T]
+        t = jnp.asarray(t, jnp.float32)
+        t = jnp.broadcast_to(t if t.ndim == 2 else t.reshape(-1, 1), x.shape[:2])  # [B, T]
         for video_key, mask_key in self.clean:
             given = visual[mask_key] > 0                                   # [B, T]
             x = jnp.where(given[:, :, None, None, None], visual[video_key].astype(x.dtype), x)

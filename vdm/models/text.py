@@ -104,7 +104,7 @@ class TextEncoder(nnx.Module):
                  dtype=jnp.float32, rngs: nnx.Rngs):
         if pool not in POOLS:
             raise ValueError(f"text pool {pool!r} is not one of {POOLS}")
-        self.max_len, self.width, self.pool = max_len, width, pool
+        self.max_len, self.width = max_len, width
         self.pooled_dim = width * (2 if pool == "mean+bag" else 1)
         init = nnx.initializers.normal(0.02)
         self.token_embed = nnx.Embed(
