@@ -1,6 +1,8 @@
 """Given frames as clean frames of the clip (``conditions.<frame condition>.clean``): per-frame
 noise levels in the DiT, the Denoiser's replacement, the loss that skips them, and samples
 that hold them without clamping."""
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -142,3 +144,14 @@ def test_clean_needs_a_frame_condition():
     assert conditioning.clean_groups(conditions, ["image"]) == (("image", "image_mask"),)
     with pytest.raises(ValueError, match="source_video.clean"):
         conditioning.clean_groups(conditions, ["source_video", "image"])
+
+
+def test_clean_frames_in_tubelets_warn():
+    c = i2v_config()
+    c.model.patch_size = (2, 4, 4)
+    with pytest.warns(UserWarning, match=r"patch_size\[0\]=2"):
+        build_model(c, nnx.Rngs(0))
+    c.model.patch_size = (1, 4, 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        build_model(c, nnx.Rngs(0))
