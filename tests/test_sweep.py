@@ -155,3 +155,21 @@ def test_a_failing_point_is_reported(tmp_path, capsys):
     captured = capsys.readouterr()
     assert rc == 1 and "FAILED" in captured.out and "1 runs failed" in captured.err
     assert "not run" in open(tmp_path / "broken" / "results.md").read()
+
+
+@pytest.mark.parametrize("cluster", [False, True])
+@pytest.mark.parametrize("topic", sorted(d for d in os.listdir(os.path.join(ROOT, "experiments"))
+                                         if os.path.exists(os.path.join(ROOT, "experiments", d, "sweep.py"))))
+def test_every_experiment_expands(topic, cluster, monkeypatch, tmp_path):
+    """Each shipped experiment's points apply to their base configs (a renamed or mistyped
+    config key fails here, not an hour into a sweep)."""
+    monkeypatch.chdir(ROOT)
+    name, sweeps = sw.load_sweep_file(os.path.join("experiments", topic, "sweep.py"), cluster=cluster)
+    assert sweeps
+    for s in sweeps:
+        runs = sw.expand(name, s, root=str(tmp_path))
+        assert len(runs) == len(s.points)
+        for r in runs:
+            for key, value in r.all_overrides.items():
+                got = r.config_value(key)
+                assert list(got) == list(value) if isinstance(value, (list, tuple)) else got == value, key
