@@ -76,6 +76,8 @@ def test_task_metrics_are_perfect_on_true_clips(test_clips, task):
         assert m["anchor_kept"] == 1.0 and m["anchor_psnr"] == np.inf
     elif task == "edit":
         assert m["edit_applied"] == 1.0 and m["trajectory_error"] < 0.2
+        assert {k: v for k, v in m.items() if k.startswith("edit_applied/")} == {
+            f"edit_applied/{k}": 1.0 for k in EDIT_KINDS}
     else:
         assert m["continuation_error"] < 1e-5 and m["ssim"] == pytest.approx(1.0)
 
@@ -85,6 +87,15 @@ def test_task_metrics_fail_on_wrong_clips(test_clips):
     # The unedited source is not the edit: the edit is not applied.
     m = tasks.task_metrics("edit", clips["source_video"], clips, truth)
     assert m["edit_applied"] < 0.1
+    # Only the recolour edits made: each kind scored on its own clips.
+    kind = np.asarray(truth["edit_kind"]).reshape(-1)
+    recolour = kind == EDIT_KINDS.index("color")
+    assert 0 < recolour.sum() < len(kind)
+    mixed = np.where(recolour[:, None, None, None, None], clips["video"], clips["source_video"])
+    m = tasks.task_metrics("edit", mixed, clips, truth)
+    assert m["edit_applied/color"] == 1.0
+    assert m["edit_applied/shape"] < 0.1 and m["edit_applied/background"] < 0.1
+    assert m["edit_applied"] == pytest.approx(recolour.mean(), abs=0.1)
     # Another clip's continuation: wrong positions and pixels.
     shuffled = np.roll(clips["video"], 1, axis=0)
     m = tasks.task_metrics("predict", shuffled, clips, truth)

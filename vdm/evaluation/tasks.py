@@ -20,7 +20,8 @@ NOT clamped here: the scores say what the model itself does with them.
                      (the edit must keep the motion), over (clip, frame, object).
 - edit_applied       over clips: the requested attribute is there in most frames (colour
                      edits: the new colour present and the old one gone; shape edits: the new
-                     shape class; background edits: the background class).
+                     shape class; background edits: the background class); also per edit
+                     kind as edit_applied/<kind> (kinds present among the clips).
 """
 from __future__ import annotations
 
@@ -124,7 +125,12 @@ def task_metrics(task: str, videos: np.ndarray, clips: dict[str, np.ndarray],
     if task == "edit":
         err = np.minimum(_err_map(centroid, truth["source_positions"]), diag)
         out["trajectory_error"] = float(err[np.broadcast_to(valid[:, None], err.shape)].mean())
-        out["edit_applied"] = float(_edit_applied(videos, m, truth, clips).mean())
+        applied = _edit_applied(videos, m, truth, clips)
+        out["edit_applied"] = float(applied.mean())
+        kind = np.asarray(truth["edit_kind"]).reshape(-1)
+        for i, name in enumerate(EDIT_KINDS):  # per kind: recolour, reshape, background differ a lot
+            if (kind == i).any():
+                out[f"edit_applied/{name}"] = float(applied[kind == i].mean())
     return out
 
 
