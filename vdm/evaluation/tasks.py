@@ -129,8 +129,9 @@ def task_metrics(task: str, videos: np.ndarray, clips: dict[str, np.ndarray],
         out["edit_applied"] = float(applied.mean())
         kind = np.asarray(truth["edit_kind"]).reshape(-1)
         for i, name in enumerate(EDIT_KINDS):  # per kind: recolour, reshape, background differ a lot
-            if (kind == i).any():
-                out[f"edit_applied/{name}"] = float(applied[kind == i].mean())
+            of_kind = kind == i
+            if of_kind.any():
+                out[f"edit_applied/{name}"] = float(applied[of_kind].mean())
     return out
 
 

@@ -15,6 +15,7 @@ nothing is replaced and guidance's unconditional branch is really unconditional.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Sequence
 
 import jax
@@ -36,6 +37,11 @@ class Denoiser(nnx.Module):
         if missing:
             raise ValueError(f"clean frame groups {self.clean} name inputs {missing} that are not "
                              f"among the concat inputs {[k for k, _ in self.concat]}")
+        if self.clean and dit.patch_size[0] > 1:
+            # A tubelet takes its noisiest frame's level, so a given frame sharing one with noisy
+            # frames is seen at their noise: the clean path then adds nothing to the concat.
+            warnings.warn(f"clean given frames with patch_size[0]={dit.patch_size[0]}: a given frame "
+                          f"shares its tubelet with noisy frames and is not seen clean; use patch_size[0]=1")
         total = sum(c for _, c in self.concat)
         if total != dit.concat_channels:
             raise ValueError(f"concat groups {self.concat} have {total} channels; the DiT was built "

@@ -5,7 +5,6 @@ owns it. The model's structure (its nnx graphdef) stays outside, static.
 """
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import flax
@@ -67,13 +66,7 @@ def build_model(config: ml_collections.ConfigDict, rngs: nnx.Rngs) -> Denoiser:
         concat_channels=sum(ch for _, ch in concat),
         attention_impl=resolve_attention_impl(m.attention_impl, dtype=m.dtype), dtype=jnp.dtype(m.dtype),
         scan_layers=m.scan_layers, remat=m.remat, rngs=rngs)
-    clean = conditioning.clean_groups(config.conditions, names)
-    if clean and m.patch_size[0] > 1:
-        # A tubelet takes its noisiest frame's level, so a given frame sharing one with noisy
-        # frames is seen at their noise: the clean path then adds nothing to the concat.
-        warnings.warn(f"clean given frames with model.patch_size[0]={m.patch_size[0]}: a given frame "
-                      f"shares its tubelet with noisy frames and is not seen clean; use patch_size[0]=1")
-    return Denoiser(dit, text, concat, clean=clean)
+    return Denoiser(dit, text, concat, clean=conditioning.clean_groups(config.conditions, names))
 
 
 def make_optimizer(config: ml_collections.ConfigDict) -> tuple[optax.GradientTransformation, optax.Schedule]:
