@@ -28,3 +28,18 @@ def test_probes_on_a_model_that_reads_direction(tmp_path):
     gaps = probes.direction_swap_loss(graphdef, params, config, num=8, times=(0.5,))
     assert gaps["loss_true@0.5"] != gaps["loss_swapped@0.5"]
     assert probes.frame_reversal_change(graphdef, params, config, num=8) > 1e-3
+
+
+def test_probes_give_other_conditions_as_dropped(tmp_path):
+    # A model with an image condition too: the probes ask about text and frames alone, so the
+    # image enters as its null input (it used to be missing: the model refused the call).
+    config = shapes_t2v.get_config("smoke")
+    config.data.data_dir = str(tmp_path)
+    config.conditions.image.enabled = True
+    moving_shapes.build(config.data.config, config.data.data_dir)
+    mesh = sharding.make_mesh({"data": -1}, devices=jax.devices()[:1])
+    graphdef, state, _ = create_state(config, mesh)
+    params = jax.tree.map(lambda x: x + 0.05 * jax.random.normal(jax.random.key(1), x.shape), state.params)
+    gaps = probes.direction_swap_loss(graphdef, params, config, num=4, times=(0.5,))
+    assert gaps["loss_true@0.5"] != gaps["loss_swapped@0.5"]
+    assert probes.frame_reversal_change(graphdef, params, config, num=4) > 1e-3

@@ -1,10 +1,13 @@
-"""Probe a trained run for the sign of motion; prints one JSON line.
+"""Probe a trained run; prints one JSON line.
 
-    python tools/probe.py --workdir runs/quickstart [--step N]
+    python tools/probe.py --workdir runs/quickstart [--step N] [--restore 0.3,0.5,0.7,1]
 
 direction-swap loss gap per noise level ((loss with opposite direction words
 - loss with true captions) / loss with true captions; ~0 = the model ignores
 direction) and frame-reversal change (~0 = the model is symmetric in time).
+--restore: the restoration probe (vdm/evaluation/restoration.py): test clips noised
+to each t and denoised with their captions, scored (shape, identity, direction, colour);
+it shows from which noise level a quality is lost.
 """
 import _bootstrap  # noqa: F401
 
@@ -18,7 +21,15 @@ def main(argv=None):
     p.add_argument("--num", type=int, default=64, help="test clips")
     p.add_argument("--raw", action="store_true", help="raw weights instead of EMA")
     p.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
+    p.add_argument("--restore", default="",
+                   help="comma-separated noise levels in (0, 1] for the restoration probe (samples; slower)")
     args = p.parse_args(argv)
+    try:
+        strengths = [float(x) for x in args.restore.split(",") if x.strip()]
+    except ValueError:
+        p.error(f"--restore takes comma-separated numbers in (0, 1], got {args.restore!r}")
+    if any(not 0.0 < x <= 1.0 for x in strengths):
+        p.error(f"--restore noise levels must be in (0, 1], got {args.restore!r}")
 
     from vdm.evaluation import probes
     from vdm.sampling import Generator
@@ -29,6 +40,13 @@ def main(argv=None):
         out.update(probes.direction_swap_loss(gen.graphdef, gen.params, gen.config, num=args.num))
     out["frame_reversal_change"] = probes.frame_reversal_change(gen.graphdef, gen.params, gen.config,
                                                                 num=args.num)
+    if strengths:
+        from vdm.evaluation.restoration import restoration_scores
+
+        try:
+            out.update(restoration_scores(gen, strengths=strengths, num=args.num))
+        except ValueError as e:
+            p.error(str(e))
     print(json.dumps({k: round(v, 5) if isinstance(v, float) else v for k, v in out.items()}))
 
 

@@ -63,13 +63,15 @@ def direction_swap_loss(graphdef, params, config, *, num: int = 64,
     true_ids, true_mask = tokenize(captions, L)
     swap_ids, swap_mask = tokenize([opposite_caption(c) for c in captions], L)
 
+    others = _dropped_others(config, x0.shape[0])
+
     @jax.jit
     def loss(params, x0, eps, ids, mask, t):
         model = nnx.merge(graphdef, params)
         tt = jnp.full((x0.shape[0],), t)
         tb = tt.reshape(-1, 1, 1, 1, 1)
         x_t = process.alpha(tb) * x0 + process.sigma(tb) * eps
-        out = model(x_t, tt, text_ids=ids, text_mask=mask)
+        out = model(x_t, tt, text_ids=ids, text_mask=mask, **others)
         return jnp.mean((out - target(process, d.prediction, x0, eps, tt)) ** 2)
 
     out = {}
@@ -91,12 +93,27 @@ def frame_reversal_change(graphdef, params, config, *, num: int = 64, t: float =
     eps = jax.random.normal(jax.random.key(seed), x0.shape)
     ids, mask = tokenize(captions, config.data.text_max_len)
     kw = {"text_ids": ids, "text_mask": mask} if "text_ids" in _inputs(config) else {}
+    kw.update(_dropped_others(config, x0.shape[0]))
     tt = jnp.full((x0.shape[0],), t)
     x_t = process.alpha(t) * x0 + process.sigma(t) * eps
     f = jax.jit(lambda p, x: nnx.merge(graphdef, p)(x, tt, **kw))
     a = f(params, x_t)
     b = jnp.flip(f(params, jnp.flip(x_t, 1)), 1)  # frames are axis 1 of [B, T, H, W, C]
     return float(jnp.linalg.norm(b - a) / jnp.linalg.norm(a))
+
+
+def _dropped_others(config, batch: int) -> dict:
+    """Every condition but text as its null (dropped) input, as the sampler gives a condition
+    it is not given: the probes ask about the text and the frames alone."""
+    from vdm import conditioning
+
+    others = [n for n in conditioning.enabled(config.conditions) if n != "text"]
+    if not others:
+        return {}
+    from vdm.train.state import video_shape
+
+    zeros = conditioning.example_inputs(others, batch, config.data.text_max_len, video_shape(config))
+    return conditioning.drop({k: jnp.asarray(v) for k, v in zeros.items()}, others)
 
 
 def _inputs(config) -> set[str]:
