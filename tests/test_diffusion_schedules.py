@@ -118,6 +118,24 @@ def test_sample_time_shift_moves_median():
     assert t.min() > 0.0 and t.max() < 1.0
 
 
+@pytest.mark.parametrize("mix", [0.0, 0.2, 1.0])
+def test_sample_time_uniform_mix_closed_form(mix):
+    # P(t < c) = mix * c + (1 - mix) * Phi(logit(unshift(c))) for the shifted logit-normal.
+    from scipy.stats import norm
+
+    t = np.asarray(sample_time(jax.random.key(3), (200_000,), "logit_normal", 0.0, 1.0, shift=3.0,
+                               uniform_mix=mix))
+    for c in (0.1, 0.3, 0.6, 0.9):
+        u = float(schedules.unshift_time(c, 3.0))
+        expected = mix * c + (1 - mix) * norm.cdf(np.log(u) - np.log1p(-u))
+        assert abs((t < c).mean() - expected) < 0.005, (mix, c)
+
+
+def test_sample_time_uniform_mix_out_of_range():
+    with pytest.raises(ValueError, match="uniform_mix"):
+        sample_time(jax.random.key(0), (3,), "logit_normal", uniform_mix=1.5)
+
+
 def test_sample_time_unknown_kind():
     with pytest.raises(ValueError, match="logit_normal"):
         sample_time(jax.random.key(0), (3,), "beta")

@@ -31,6 +31,7 @@ ADDED_FIELDS: dict[str, Any] = {
     "eval.shots": 0,
     "eval.tasks": "",
     # model and training knobs, at the behaviour they replaced
+    "diffusion.time_uniform_mix": 0.0,
     "model.frame_cond_form": "mlp",
     "model.remat": "none",
     "model.scan_layers": False,

@@ -140,10 +140,12 @@ def draw_noise(
     time_mean: float = 0.0,
     time_std: float = 1.0,
     time_shift: float = 1.0,
+    time_uniform_mix: float = 0.0,
 ) -> tuple[jax.Array, jax.Array]:
     """The randomness of one loss evaluation: times t [B] and noise eps of x0's shape."""
     t_key, eps_key = jax.random.split(key)
-    t = sample_time(t_key, (x0.shape[0],), time_kind, time_mean, time_std, time_shift)  # [B]
+    t = sample_time(t_key, (x0.shape[0],), time_kind, time_mean, time_std, time_shift,
+                    time_uniform_mix)  # [B]
     eps = jax.random.normal(eps_key, x0.shape, x0.dtype)  # [B, ...]
     return t, eps
 
@@ -159,6 +161,7 @@ def diffusion_loss(
     time_mean: float = 0.0,
     time_std: float = 1.0,
     time_shift: float = 1.0,
+    time_uniform_mix: float = 0.0,
     weighting: str = "none",
     min_snr_gamma: float = 5.0,
     mask: jax.Array | None = None,
@@ -184,7 +187,7 @@ def diffusion_loss(
     check_prediction(prediction)
     if noise is None:
         noise = draw_noise(key, x0, time_kind=time_kind, time_mean=time_mean, time_std=time_std,
-                           time_shift=time_shift)
+                           time_shift=time_shift, time_uniform_mix=time_uniform_mix)
     t, eps = noise
     x_t = process.add_noise(x0, eps, t).astype(x0.dtype)
     out = model_fn(x_t, t)

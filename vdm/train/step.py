@@ -25,7 +25,8 @@ from vdm.train.state import TrainState
 def loss_kwargs(config: ml_collections.ConfigDict) -> dict[str, Any]:
     d = config.diffusion
     return dict(process=get_process(d.process), prediction=d.prediction, time_kind=d.time_sampling,
-                time_mean=d.time_mean, time_std=d.time_std, time_shift=d.time_shift, weighting=d.weighting)
+                time_mean=d.time_mean, time_std=d.time_std, time_shift=d.time_shift,
+                time_uniform_mix=d.time_uniform_mix, weighting=d.weighting)
 
 
 def make_loss_and_grads(graphdef, config: ml_collections.ConfigDict) -> Callable:
@@ -40,7 +41,8 @@ def make_loss_and_grads(graphdef, config: ml_collections.ConfigDict) -> Callable
     rates = {n: float(config.conditions[n].dropout) for n in names}
     drop_all = float(config.conditions.drop_all)
     kwargs = loss_kwargs(config)
-    time_kwargs = {k: kwargs[k] for k in ("time_kind", "time_mean", "time_std", "time_shift")}
+    time_kwargs = {k: kwargs[k] for k in ("time_kind", "time_mean", "time_std", "time_shift",
+                                                     "time_uniform_mix")}
     accum_steps = int(config.train.grad_accum_steps)
     clean = conditioning.clean_groups(config.conditions, names)
 
