@@ -24,14 +24,13 @@ def main(argv=None):
     p.add_argument("--restore", default="",
                    help="comma-separated noise levels in (0, 1] for the restoration probe (samples; slower)")
     args = p.parse_args(argv)
-    try:
-        strengths = [float(x) for x in args.restore.split(",") if x.strip()]
-    except ValueError:
-        p.error(f"--restore takes comma-separated numbers in (0, 1], got {args.restore!r}")
-    if any(not 0.0 < x <= 1.0 for x in strengths):
-        p.error(f"--restore noise levels must be in (0, 1], got {args.restore!r}")
+    from vdm.evaluation import probes, restoration
 
-    from vdm.evaluation import probes
+    try:  # before the checkpoint is loaded
+        strengths = [float(x) for x in args.restore.split(",") if x.strip()]
+        restoration.check_strengths(strengths)
+    except ValueError as e:
+        p.error(f"--restore takes comma-separated noise levels in (0, 1], got {args.restore!r} ({e})")
     from vdm.sampling import Generator
 
     gen = Generator.from_workdir(args.workdir, step=args.step, use_ema=not args.raw)
@@ -41,10 +40,8 @@ def main(argv=None):
     out["frame_reversal_change"] = probes.frame_reversal_change(gen.graphdef, gen.params, gen.config,
                                                                 num=args.num)
     if strengths:
-        from vdm.evaluation.restoration import restoration_scores
-
         try:
-            out.update(restoration_scores(gen, strengths=strengths, num=args.num))
+            out.update(restoration.restoration_scores(gen, strengths=strengths, num=args.num))
         except ValueError as e:
             p.error(str(e))
     print(json.dumps({k: round(v, 5) if isinstance(v, float) else v for k, v in out.items()}))

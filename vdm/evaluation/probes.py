@@ -22,10 +22,12 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from vdm import conditioning
 from vdm.data import pipeline
 from vdm.data.shapes_render import DIRECTION_NAMES, DIRECTIONS
 from vdm.diffusion import get_process, target
 from vdm.models.text import tokenize
+from vdm.train.state import video_shape
 
 _OPPOSITE = {}
 for _name, (_dy, _dx) in DIRECTIONS.items():
@@ -105,19 +107,13 @@ def frame_reversal_change(graphdef, params, config, *, num: int = 64, t: float =
 def _dropped_others(config, batch: int) -> dict:
     """Every condition but text as its null (dropped) input, as the sampler gives a condition
     it is not given: the probes ask about the text and the frames alone."""
-    from vdm import conditioning
-
     others = [n for n in conditioning.enabled(config.conditions) if n != "text"]
     if not others:
         return {}
-    from vdm.train.state import video_shape
-
     zeros = conditioning.example_inputs(others, batch, config.data.text_max_len, video_shape(config))
     return conditioning.drop({k: jnp.asarray(v) for k, v in zeros.items()}, others)
 
 
 def _inputs(config) -> set[str]:
-    from vdm import conditioning
-
     names = conditioning.enabled(config.conditions)
     return {k for n in names for k in conditioning.REGISTRY[n].batch_keys}

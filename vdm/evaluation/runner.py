@@ -98,6 +98,20 @@ def eval_prompts(config: ml_collections.ConfigDict, num: int) -> tuple[list[str]
     return texts, truth
 
 
+def generate_in_batches(generator, texts, clips: dict[str, np.ndarray], *, batch_size: int, seed: int,
+                        kwargs=lambda part: {}) -> np.ndarray:
+    """uint8 [N, T, H, W, 3]: one clip per test clip, ``batch_size`` at a time; batch i starts
+    at seed + i. texts: the prompts (None for a model without text); ``kwargs(part)`` gives
+    the generate() arguments from the batch's slice of ``clips``."""
+    n = len(next(iter(clips.values())))
+    videos = []
+    for i in range(0, n, batch_size):
+        part = {k: v[i:i + batch_size] for k, v in clips.items()}
+        videos.append(generator.generate(None if texts is None else texts[i:i + batch_size],
+                                         num=len(part["video"]), seed=seed + i, **kwargs(part)))
+    return np.concatenate(videos)
+
+
 def evaluate(generator, config: ml_collections.ConfigDict, out_dir: str, *, step: int,
              write: bool = True, seed: int | None = None,
              tasks: Sequence[str] | None = None) -> dict[str, Any]:
@@ -121,12 +135,8 @@ def evaluate(generator, config: ml_collections.ConfigDict, out_dir: str, *, step
     extractor = frechet.load_extractor(features) if features else None
     reference = reference_stats(config, extractor) if extractor else None
     for task in tasks:
-        videos = []
-        for i in range(0, n, bs):
-            part = {k: v[i:i + bs] for k, v in clips.items()}
-            videos.append(generator.generate(texts[i:i + bs] if use_text else None, num=len(texts[i:i + bs]),
-                                             seed=seed + i, **eval_tasks.generate_kwargs(task, part)))
-        videos = np.concatenate(videos)
+        videos = generate_in_batches(generator, texts if use_text else None, clips, batch_size=bs, seed=seed,
+                                     kwargs=lambda part: eval_tasks.generate_kwargs(task, part))
         scores = eval_tasks.task_metrics(task, videos, clips, truth)
         scores.update(stability.background_metrics(videos))
         drift = stability.drift_per_frame(videos, truth)

@@ -41,8 +41,7 @@ def make_loss_and_grads(graphdef, config: ml_collections.ConfigDict) -> Callable
     rates = {n: float(config.conditions[n].dropout) for n in names}
     drop_all = float(config.conditions.drop_all)
     kwargs = loss_kwargs(config)
-    time_kwargs = {k: kwargs[k] for k in ("time_kind", "time_mean", "time_std", "time_shift",
-                                                     "time_uniform_mix")}
+    time_kwargs = {k: v for k, v in kwargs.items() if k.startswith("time_")}  # draw_noise's
     accum_steps = int(config.train.grad_accum_steps)
     clean = conditioning.clean_groups(config.conditions, names)
 
