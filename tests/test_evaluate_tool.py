@@ -69,3 +69,27 @@ def test_evaluate_tool_writes_json_and_table(run, tmp_path, capsys):
     assert "no checkpoint at step 7" in capsys.readouterr().err
     assert tool.main(["--workdir", workdir, "--tasks", "edit", "--data_dir", c.data.data_dir]) == 2
     assert "not possible" in capsys.readouterr().err
+
+
+def test_evaluate_tool_raw_weights_write_beside_ema(run, monkeypatch):
+    c, workdir = run
+    from vdm.sampling import Generator
+
+    loaded = []
+    real = Generator.from_workdir.__func__
+
+    def spy(cls, *args, **kwargs):
+        loaded.append(kwargs.get("use_ema", True))
+        return real(cls, *args, **kwargs)
+
+    monkeypatch.setattr(Generator, "from_workdir", classmethod(spy))
+    ema_json = os.path.join(workdir, "eval", "metrics_step_0000004.json")
+    ema_before = open(ema_json).read() if os.path.exists(ema_json) else None
+    tool = load_tool("evaluate")
+    assert tool.main(["--workdir", workdir, "--num", "2", "--tasks", "t2v", "--raw",
+                      "--data_dir", c.data.data_dir]) == 0
+    assert loaded == [False]
+    # The raw-weight scores go beside the EMA ones, never over them.
+    assert os.path.exists(os.path.join(workdir, "eval_raw", "metrics_step_0000004.json"))
+    ema_after = open(ema_json).read() if os.path.exists(ema_json) else None
+    assert ema_after == ema_before

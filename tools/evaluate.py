@@ -1,9 +1,10 @@
 """Evaluate a checkpoint on the fixed, seeded test clips: grounded and task metrics,
 stability (background, drift, identity across shots), Fréchet distance to the test split.
 
-    python tools/evaluate.py --workdir runs/quickstart [--step 700] [--num 64] [--tasks t2v,i2v]
+    python tools/evaluate.py --workdir runs/quickstart [--step 700] [--num 64] [--tasks t2v,i2v] [--raw]
 
-Writes WORKDIR/eval/metrics_step_N.{json,md} (or under --out) and sample grids, and prints
+Writes WORKDIR/eval/metrics_step_N.{json,md} (WORKDIR/eval_raw with --raw, or under --out) and
+sample grids, and prints
 the markdown table. The same evaluation runs during training every `eval.every` steps.
 """
 import _bootstrap  # noqa: F401
@@ -22,7 +23,8 @@ def main(argv=None) -> int:
     p.add_argument("--features", default=None,
                    help="Fréchet features: random_conv (default), weights.npz, or package.module:factory")
     p.add_argument("--data_dir", default=None, help="where the dataset (and cached statistics) live")
-    p.add_argument("--out", default=None, help="output folder (default WORKDIR/eval)")
+    p.add_argument("--raw", action="store_true", help="raw weights instead of EMA")
+    p.add_argument("--out", default=None, help="output folder (default WORKDIR/eval, or WORKDIR/eval_raw with --raw)")
     args = p.parse_args(argv)
 
     from vdm.evaluation.runner import evaluate_checkpoint
@@ -31,11 +33,12 @@ def main(argv=None) -> int:
     try:
         step, metrics = evaluate_checkpoint(args.workdir, step=args.step, num=args.num, tasks=tasks,
                                             shots=args.shots, features=args.features,
-                                            data_dir=args.data_dir, out_dir=args.out)
+                                            data_dir=args.data_dir, out_dir=args.out,
+                                            use_ema=not args.raw)
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    out = args.out or f"{args.workdir.rstrip('/')}/eval"
+    out = args.out or f"{args.workdir.rstrip('/')}/{'eval_raw' if args.raw else 'eval'}"
     with open(f"{out}/metrics_step_{step:07d}.md") as f:
         print(f.read(), end="")
     print(f"written: {out}/metrics_step_{step:07d}.json")

@@ -172,13 +172,14 @@ def evaluate(generator, config: ml_collections.ConfigDict, out_dir: str, *, step
 def evaluate_checkpoint(workdir: str, *, step: int | None = None, num: int | None = None,
                         tasks: Sequence[str] | None = None, shots: int | None = None,
                         features: str | None = None, data_dir: str | None = None,
-                        out_dir: str | None = None) -> tuple[int, dict[str, Any]]:
-    """Evaluate a run's checkpoint (latest by default, EMA weights) as the training loop does;
-    the arguments override the run's ``eval.*`` / ``data.data_dir``. Returns (step, metrics);
-    writes under ``out_dir`` (default ``workdir/eval``)."""
+                        out_dir: str | None = None, use_ema: bool = True) -> tuple[int, dict[str, Any]]:
+    """Evaluate a run's checkpoint (latest by default; EMA weights unless ``use_ema=False``) as
+    the training loop does; the arguments override the run's ``eval.*`` / ``data.data_dir``.
+    Returns (step, metrics); writes under ``out_dir`` (default ``workdir/eval``, or
+    ``workdir/eval_raw`` for the raw weights, so the two never overwrite each other)."""
     from vdm.sampling import Generator
 
-    gen = Generator.from_workdir(workdir, step=step)
+    gen = Generator.from_workdir(workdir, step=step, use_ema=use_ema)
     config = ml_collections.ConfigDict(gen.config.to_dict())  # unlocked copy
     if num is not None:
         if num < 2:
@@ -192,7 +193,8 @@ def evaluate_checkpoint(workdir: str, *, step: int | None = None, num: int | Non
     if data_dir is not None:
         config.data.data_dir = data_dir
     gen.config = config
-    metrics = evaluate(gen, config, out_dir or os.path.join(workdir, "eval"), step=gen.step, tasks=tasks)
+    out_dir = out_dir or os.path.join(workdir, "eval" if use_ema else "eval_raw")
+    metrics = evaluate(gen, config, out_dir, step=gen.step, tasks=tasks)
     return gen.step, metrics
 
 
