@@ -73,6 +73,8 @@ def test_real_clips_score_perfectly(real):
     config, _, _, m = real
     for key in ADHERENCE:
         assert m[key] >= 0.98, (config, key, m[key])
+    recalls = [m[f"shape_recall/{name}"] for name in sr.SHAPES if f"shape_recall/{name}" in m]
+    assert len(recalls) >= 2 and min(recalls) >= 0.98, (config, recalls)
     assert m["size_error"] < 0.5
     assert m["speed_error"] < 0.25
     assert m["direction_chance"] == pytest.approx(1 / 8)
@@ -115,6 +117,25 @@ def test_wrong_prompts_score_low(real):
     m = g.grounded_metrics(videos, wrong)
     assert m["color_adherence"] < 0.35, (config, m["color_adherence"])
     assert m["direction_adherence"] < 0.35, (config, m["direction_adherence"])
+
+
+def test_shape_recall_names_the_missed_shape():
+    videos, truth = clips("quickstart", 48)
+    shape = truth["shape"][:, 0]
+    assert {0, 1, 2} <= set(shape.tolist())
+    # Every square loses its four corner pixels in every frame: it is now a circle.
+    rounded = videos.copy()
+    for i in np.flatnonzero(shape == sr.SHAPES.index("square")):
+        for t in range(videos.shape[1]):
+            ys, xs = np.nonzero((rounded[i, t] == sr.PALETTE[truth["color"][i, 0]]).all(-1))
+            for y in (ys.min(), ys.max()):
+                for x in (xs.min(), xs.max()):
+                    rounded[i, t, y, x] = 0
+    m = g.grounded_metrics(rounded, truth)
+    assert m["shape_recall/square"] == 0.0
+    assert m["shape_recall/circle"] >= 0.98 and m["shape_recall/triangle"] >= 0.98
+    frac = (shape == sr.SHAPES.index("square")).mean()
+    assert m["shape_adherence"] == pytest.approx(1.0 - frac, abs=0.03)
 
 
 def test_targeted_failures_move_the_right_metric():

@@ -15,6 +15,8 @@ Metrics (fractions are in [0, 1]; "frame-level" averages over clips x frames):
 - color_adherence_clip  clip-level: every prompted colour is present in every frame.
 - shape_adherence       over (frame, prompted object): the object's largest component is
                         classified as the prompted shape (absent counts as wrong; chance 1/3).
+- shape_recall/<shape>  the same over the objects prompted as that shape (only shapes that
+                        were prompted): which shape the model misses.
 - count_adherence       frame-level: exactly one component per prompted colour and no
                         component of any other palette colour.
 - identity_consistency  clip-level: every object is present in every frame with one shape
@@ -306,6 +308,12 @@ def grounded_metrics(
         "count_adherence": float(exact.mean()),
         "identity_consistency": float(identity.mean()),
     }
+    # Per prompted shape. At 5-6 px a square and a circle differ by their four corner pixels,
+    # so a square with soft corners reads as a circle: the recall says which shape is missed.
+    for k, name in enumerate(SHAPES):
+        sel = np.broadcast_to(vmask & (shape[:, None, :] == k), shape_ok.shape)
+        if sel.any():
+            out[f"shape_recall/{name}"] = float(shape_ok[sel].mean())
     if "size" in truth:
         size = np.asarray(truth["size"]).reshape(N, J)
         err = np.abs(m["extent"] - size[:, None, :]).astype(np.float64)
