@@ -93,3 +93,34 @@ def test_evaluate_tool_raw_weights_write_beside_ema(run, monkeypatch):
     assert os.path.exists(os.path.join(workdir, "eval_raw", "metrics_step_0000004.json"))
     ema_after = open(ema_json).read() if os.path.exists(ema_json) else None
     assert ema_after == ema_before
+
+
+def test_evaluate_tool_samples_another_way_into_its_own_folder(run, monkeypatch, capsys):
+    c, workdir = run
+    from vdm.sampling import Generator
+
+    seen = []
+    real = Generator.generate
+
+    def spy(self, *args, **kwargs):
+        seen.append((self.config.sample.sampler, self.config.sample.steps, self.config.conditions.text.guidance))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Generator, "generate", spy)
+    tool = load_tool("evaluate")
+    args = ["--workdir", workdir, "--num", "2", "--tasks", "t2v", "--data_dir", c.data.data_dir]
+    assert tool.main(args + ["--set", "sample.sampler=ddpm", "--set", "sample.steps=3",
+                             "--set", "conditions.text.guidance=1.5"]) == 0
+    assert seen and set(seen) == {("ddpm", 3, 1.5)}
+    folder = os.path.join(workdir, "eval_sampler=ddpm,steps=3,conditions.text.guidance=1.5")
+    assert os.path.exists(os.path.join(folder, "metrics_step_0000004.json"))
+    assert folder in capsys.readouterr().out
+    # Only how the model is sampled may change, and a typo is named before anything runs.
+    seen.clear()
+    assert tool.main(args + ["--set", "model.hidden=64"]) == 2
+    assert "cannot override 'model.hidden'" in capsys.readouterr().err
+    assert tool.main(args + ["--set", "sample.smapler=ddpm"]) == 2
+    assert "smapler" in capsys.readouterr().err
+    assert tool.main(args + ["--set", "sample.steps=many"]) == 2
+    assert "sample.steps" in capsys.readouterr().err
+    assert seen == []

@@ -110,7 +110,8 @@ def fake_run(run, color, steps_per_s=2.0):
                    "per_frame": {"t2v": {"color_presence": [color] * T}}}, f)
     with open(os.path.join(run.workdir, "metrics.jsonl"), "w") as f:
         for step in (1, 2, 3):
-            f.write(json.dumps({"step": step, "loss": 1.0 / step, "steps_per_s": steps_per_s}) + "\n")
+            f.write(json.dumps({"step": step, "loss": 1.0 / step, "steps_per_s": steps_per_s,
+                                "model_flops_per_s": 3e9 * steps_per_s}) + "\n")
         f.write(json.dumps({"step": 3, "train_wall_s": 12.5, "final_step": 3}) + "\n")
 
 
@@ -124,6 +125,7 @@ def test_skip_if_done_and_collect(sweep_file, tmp_path, capsys):
     assert all(sw.is_done(r) for r in runs)
     m = sw.final_metrics(runs[1])
     assert m["color_adherence"] == 0.25 and m["train_step_s"] == 0.5 and m["final_loss"] == pytest.approx(1 / 3)
+    assert m["train_gflop_per_step"] == pytest.approx(3.0)  # FLOP/s over steps/s, not the noisy time
     assert m["per_frame/task/color_presence"] == [0.25] * 4  # run 1: joint, 4 frames
     # Every point done: the tool runs nothing and only collects.
     tool = load_tool("sweep")

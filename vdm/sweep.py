@@ -277,7 +277,9 @@ def _flatten(d: Mapping, prefix: str = "") -> dict[str, Any]:
 
 def final_metrics(run: Run) -> dict[str, Any] | None:
     """A done run's metrics, flat (per-frame curves as lists); None if not done. Train runs
-    add train_step_s (median over logged intervals), final_loss and train_wall_s."""
+    add train_step_s (median over logged intervals; as noisy as the machine),
+    train_gflop_per_step (the model's analytic FLOPs per step: compute, free of noise),
+    final_loss and train_wall_s."""
     if not is_done(run):
         return None
     with open(result_path(run)) as f:
@@ -301,6 +303,10 @@ def final_metrics(run: Run) -> dict[str, Any] | None:
         rates = [r["steps_per_s"] for r in rows if r.get("steps_per_s", 0) > 0]
         if rates:
             out["train_step_s"] = statistics.median(1.0 / r for r in rates)
+        flops = [r["model_flops_per_s"] / r["steps_per_s"] for r in rows
+                 if r.get("steps_per_s", 0) > 0 and "model_flops_per_s" in r]
+        if flops:
+            out["train_gflop_per_step"] = flops[-1] / 1e9
         losses = [r["loss"] for r in rows if "loss" in r]
         if losses:
             out["final_loss"] = losses[-1]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import ml_collections
 import numpy as np
@@ -172,15 +172,30 @@ def evaluate(generator, config: ml_collections.ConfigDict, out_dir: str, *, step
 def evaluate_checkpoint(workdir: str, *, step: int | None = None, num: int | None = None,
                         tasks: Sequence[str] | None = None, shots: int | None = None,
                         features: str | None = None, data_dir: str | None = None,
-                        out_dir: str | None = None, use_ema: bool = True) -> tuple[int, dict[str, Any]]:
+                        out_dir: str | None = None, use_ema: bool = True,
+                        overrides: Mapping[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
     """Evaluate a run's checkpoint (latest by default; EMA weights unless ``use_ema=False``) as
-    the training loop does; the arguments override the run's ``eval.*`` / ``data.data_dir``.
-    Returns (step, metrics); writes under ``out_dir`` (default ``workdir/eval``, or
-    ``workdir/eval_raw`` for the raw weights, so the two never overwrite each other)."""
+    the training loop does; the arguments override the run's ``eval.*`` / ``data.data_dir``, and
+    ``overrides`` ({"sample.sampler": "ddpm", "conditions.text.guidance": 5.0}) how it samples:
+    keys under ``sample.`` / ``eval.`` or a condition's ``guidance``, nothing that changes the
+    model. Returns (step, metrics); writes under ``out_dir`` (default ``workdir/eval``,
+    ``workdir/eval_raw`` for the raw weights, ``.../eval_<overrides>`` with overrides, so that
+    no two settings overwrite each other)."""
     from vdm.sampling import Generator
+    from vdm.sweep import apply_overrides
 
+    overrides = dict(overrides or {})
+    for key in overrides:
+        parts = key.split(".")
+        if not (parts[0] in ("sample", "eval") and len(parts) == 2
+                or parts[0] == "conditions" and len(parts) == 3 and parts[2] == "guidance"):
+            raise ValueError(f"cannot override {key!r} at evaluation: only sample.*, eval.* and "
+                             "conditions.<name>.guidance change how a trained model is sampled")
     gen = Generator.from_workdir(workdir, step=step, use_ema=use_ema)
-    config = ml_collections.ConfigDict(gen.config.to_dict())  # unlocked copy
+    try:
+        config = apply_overrides(gen.config, overrides)  # an unlocked copy
+    except (KeyError, TypeError) as e:
+        raise ValueError(str(e.args[0] if e.args else e)) from None
     if num is not None:
         if num < 2:
             raise ValueError(f"--num must be at least 2 (Fréchet statistics), got {num}")
@@ -193,9 +208,18 @@ def evaluate_checkpoint(workdir: str, *, step: int | None = None, num: int | Non
     if data_dir is not None:
         config.data.data_dir = data_dir
     gen.config = config
-    out_dir = out_dir or os.path.join(workdir, "eval" if use_ema else "eval_raw")
+    out_dir = out_dir or os.path.join(workdir, eval_dir_name(use_ema, overrides))
     metrics = evaluate(gen, config, out_dir, step=gen.step, tasks=tasks)
     return gen.step, metrics
+
+
+def eval_dir_name(use_ema: bool = True, overrides: Mapping[str, Any] | None = None) -> str:
+    """'eval', 'eval_raw', 'eval_sampler=ddpm,steps=100': one folder per way of evaluating."""
+    name = "eval" if use_ema else "eval_raw"
+    if overrides:
+        name += "_" + ",".join(f"{k.split('.', 1)[1] if k.startswith(('sample.', 'eval.')) else k}={v}"
+                               for k, v in overrides.items()).replace("/", "_").replace(" ", "")
+    return name
 
 
 def metrics_table(per_task: dict[str, dict[str, float]]) -> str:
@@ -208,4 +232,4 @@ def metrics_table(per_task: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["eval_clips", "eval_prompts", "evaluate", "evaluate_checkpoint", "metrics_table", "grounded"]
+__all__ = ["eval_clips", "eval_dir_name", "eval_prompts", "evaluate", "evaluate_checkpoint", "metrics_table", "grounded"]
