@@ -62,6 +62,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.dtype = "float32"  # compute dtype; parameters stay float32
     c.model.scan_layers = False  # blocks as one lax.scan: compile time flat in depth
     c.model.remat = "none"  # none | dots | full: what the backward pass recomputes
+    c.model.out_conv = 0  # F > 0: F features per pixel, then a 3x3 conv within the frame (ConvHead)
     c.model.text_width = 128
     c.model.text_depth = 2
     c.model.text_heads = 4

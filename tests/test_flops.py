@@ -15,7 +15,7 @@ from vdm.models.text import TextEncoder
 CLIP, B, TEXT = (4, 8, 8), 2, 6
 
 
-def build(layout, remat="none", cross=True, frame_cond=True, scan_layers=False):
+def build(layout, remat="none", cross=True, frame_cond=True, scan_layers=False, out_conv=0):
     """Abstract (shapes only): counting and lowering need no weights."""
     def create():
         text = TextEncoder(width=16, depth=1, num_heads=2, max_len=TEXT, rngs=nnx.Rngs(1))
@@ -23,7 +23,7 @@ def build(layout, remat="none", cross=True, frame_cond=True, scan_layers=False):
                        hidden=32, depth=2, num_heads=2, layout=layout, cond_dim=16,
                        context_dim=16 if cross else None, frame_cond=bool(frame_cond),
                        frame_cond_form="bilinear" if frame_cond == "bilinear" else "mlp", temporal_window=1,
-                       remat=remat, scan_layers=scan_layers, rngs=nnx.Rngs(0))
+                       remat=remat, scan_layers=scan_layers, out_conv=out_conv, rngs=nnx.Rngs(0))
         return Denoiser(dit, text)
 
     return nnx.eval_shape(create)
@@ -41,14 +41,14 @@ def loss_fn(model):
     return loss, params
 
 
-@pytest.mark.parametrize("layout,remat,cross,frame_cond", [
-    ("sequential", "none", True, True), ("interleaved", "full", True, True),
-    ("joint", "dots", True, True), ("interleaved", "dots", False, False),
-    ("sequential", "none", False, "bilinear")])
-def test_analytic_flops_equal_the_matmuls_of_the_lowered_program(layout, remat, cross, frame_cond):
+@pytest.mark.parametrize("layout,remat,cross,frame_cond,out_conv", [
+    ("sequential", "none", True, True, 0), ("interleaved", "full", True, True, 0),
+    ("joint", "dots", True, True, 0), ("interleaved", "dots", False, False, 0),
+    ("sequential", "none", False, "bilinear", 8)])
+def test_analytic_flops_equal_the_matmuls_of_the_lowered_program(layout, remat, cross, frame_cond, out_conv):
     """Every dot_general jax emits for the forward and the gradient, counted from the
     program text: the analytic count must match it exactly (remat recompute included)."""
-    model = build(layout, remat, cross, frame_cond)
+    model = build(layout, remat, cross, frame_cond, out_conv=out_conv)
     loss, params = loss_fn(model)
     forward = flops.lowered_matmul_flops(jax.jit(loss).lower(params).as_text())
     train = flops.lowered_matmul_flops(jax.jit(jax.grad(loss)).lower(params).as_text())

@@ -323,3 +323,37 @@ def test_input_checks_and_concat_channels():
         make(layout="diagonal")
     with pytest.raises(ValueError, match="pos_embed"):
         make(pos_embed="learned")
+
+
+def test_conv_head_is_a_3x3_convolution_within_each_frame():
+    """ConvHead (im2col + matmul) against lax's convolution, frame by frame, zero padded."""
+    head = dit.ConvHead(5, 2, dtype=jnp.float32, rngs=nnx.Rngs(0))
+    randomize(head, seed=1)
+    x = jax.random.normal(jax.random.key(0), (2, 3, 4, 6, 5))       # [B, T, H, W, F]
+    kernel = head.linear.kernel[...].reshape(3, 3, 5, 2)             # [dy, dx, F, C] (HWIO)
+    ref = jax.lax.conv_general_dilated(
+        x.reshape(6, 4, 6, 5), kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    ref = ref.reshape(2, 3, 4, 6, 2) + head.linear.bias[...]
+    np.testing.assert_allclose(head(x), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_out_conv_starts_at_zero_and_reaches_across_patch_borders():
+    x, t, kw = inputs()
+    model = make(layout="sequential", out_conv=4)
+    # The final linear writes F = 4 features per pixel instead of 2 channels (4 pixels a
+    # token), and the head is a [9F, 2] kernel plus bias.
+    extra = (D + 1) * 4 * (4 - 2) + 9 * 4 * 2 + 2
+    assert param_count(model) - param_count(make(layout="sequential")) == extra
+    np.testing.assert_array_equal(forward(model, x, t, kw), 0.0)      # zero-initialised final linear
+    randomize(model, seed=4)
+
+    def pixel(tokens_out):  # output at (frame 0, y 1, x 1), the last row/column of patch (0, 0)
+        return model.out_conv(unpatchify(tokens_out, model.patch_size, (4, 4, 6)))[:, 0, 1, 1]
+
+    feats = jnp.zeros((B, 4, 6, 2 * 2 * 4))                          # [B, T', S, ph*pw*F]
+    grad = jax.grad(lambda f: pixel(f).sum())(feats)                 # [B, T', S, 16]
+    touched = np.flatnonzero(np.abs(np.asarray(grad[0, 0])).sum(-1))  # tokens of frame 0
+    assert list(touched) == [0, 1, 3, 4]  # its own patch and the three across its borders
+    assert float(np.abs(np.asarray(grad[0, 1:])).max()) == 0.0        # nothing from other frames
+    with pytest.raises(ValueError, match="out_conv"):
+        make(out_conv=-1)

@@ -5,6 +5,7 @@ import os
 import sys
 
 import numpy as np
+import ml_collections
 import pytest
 from PIL import Image
 
@@ -67,6 +68,20 @@ def test_product_and_expansion(sweep_file, tmp_path):
     # The wandb group does not change what a run computes, so not its hash either.
     c = runs[0].config
     assert sw.config_hash(sw.apply_overrides(c, {"wandb.group": "x"})) == sw.config_hash(c)
+
+
+def test_a_field_added_at_its_old_behaviour_keeps_run_names():
+    """A finished run must not be renamed (and rerun) because the codebase grew a knob that
+    it leaves at the behaviour from before; set to anything else, the knob renames it."""
+    from vdm.config_upgrade import ADDED_FIELDS
+
+    c = sw.load_config("configs/quickstart.py")
+    assert c.model.out_conv == ADDED_FIELDS["model.out_conv"]
+    older = ml_collections.ConfigDict(c.to_dict())
+    del older.model["out_conv"]  # the config as it was before the field existed
+    assert sw.config_hash(older) == sw.config_hash(c)
+    assert sw.config_hash(sw.apply_overrides(c, {"model.out_conv": 16})) != sw.config_hash(c)
+    assert sw.config_hash(sw.apply_overrides(c, {"model.hidden": 64})) != sw.config_hash(c)
 
 
 def test_bad_overrides_are_named(tmp_path):

@@ -33,6 +33,7 @@ ADDED_FIELDS: dict[str, Any] = {
     # model and training knobs, at the behaviour they replaced
     "diffusion.time_uniform_mix": 0.0,
     "model.frame_cond_form": "mlp",
+    "model.out_conv": 0,
     "model.remat": "none",
     "model.scan_layers": False,
     "model.text_pool": "mean",

@@ -90,6 +90,9 @@ def dit_forward_flops(dit: VideoDiT, batch: int, clip: Sequence[int],
             out["cross"] += 2 * 2 * tokens * context_len * D
         out["mlp"] += 2 * 2 * tokens * D * mlp_hidden
     out["final"] = 2 * per_frame * D * 2 * D + 2 * tokens * D * dit.final.linear.out_features
+    if dit.out_conv is not None:                                          # [pixels, 9F] @ [9F, C]
+        head = dit.out_conv.linear
+        out["final"] += 2 * batch * T * H * W * head.in_features * head.out_features
     return out
 
 

@@ -172,10 +172,22 @@ def parse_set(items: Sequence[str]) -> dict[str, Any]:
 
 
 def config_hash(config: ml_collections.ConfigDict) -> str:
-    """8 hex digits of the resolved config (wandb settings left out: they do not change a run)."""
-    d = config.to_dict()
+    """8 hex digits of the resolved config. Left out: wandb settings, and every field the
+    codebase added later (``config_upgrade.ADDED_FIELDS``) while it holds the value that
+    reproduces the behaviour before it, so that a new knob at its old behaviour does not
+    rename, and so rerun, the finished runs of a sweep."""
+    from vdm.config_upgrade import ADDED_FIELDS
+
+    d = json.loads(json.dumps(config.to_dict(), default=str))  # plain, tuples as lists
     d.pop("wandb", None)
-    return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    for key, old in ADDED_FIELDS.items():
+        *parents, last = key.split(".")
+        node = d
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and last in node and node[last] == json.loads(json.dumps(old, default=str)):
+            del node[last]
+    return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]
 
 
 def _short(value: Any) -> str:

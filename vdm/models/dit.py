@@ -8,6 +8,7 @@ Shapes (B batch, T/H/W clip size, T'/H'/W' patch grid, S = H'*W', D hidden):
       -> blocks              [B, T', S, D]    (adaLN-Zero from per-frame c_f [B, T', D])
       -> final adaLN + linear [B, T', S, pt*ph*pw*out]
       -> unpatchify          [B, T, H, W, out]
+      (out_conv = F: linear to pt*ph*pw*F, unpatchify [B, T, H, W, F], 3x3 conv -> out)
 
 Factorized attention is a reshape, not a new model: blocks see [B, T', S, D];
 spatial attention runs over S with B*T' as batch, temporal attention over T'
@@ -65,7 +66,7 @@ from vdm.models.layers import (
 from vdm.models.stacking import check_remat, run_scanned, run_unrolled, stacked
 
 __all__ = [
-    "VideoDiT", "FrameCond", "Block", "patchify", "unpatchify", "param_count",
+    "VideoDiT", "ConvHead", "FrameCond", "Block", "patchify", "unpatchify", "param_count",
     "attend_space", "attend_time", "attend_joint", "LAYOUTS", "POS_EMBEDS", "layout_period",
 ]
 
@@ -317,6 +318,27 @@ class FinalLayer(nnx.Module):
         return self.linear(modulate(layer_norm(x), shift, scale))
 
 
+class ConvHead(nnx.Module):
+    """3x3 convolution within each frame, features -> output channels, after unpatchify.
+
+    With a plain linear unpatchify each pixel is decided by its own token alone, so the
+    edge of an object that crosses a patch border is drawn by two tokens that need not
+    agree (U-ViT puts a 3x3 conv here for the same reason). Written as 9 shifted copies
+    and one matmul (im2col): the FLOP count stays a dot_general like every other layer.
+    """
+
+    def __init__(self, features: int, out_channels: int, *, dtype, rngs: nnx.Rngs):
+        self.linear = nnx.Linear(9 * features, out_channels, dtype=dtype, rngs=rngs,
+                                 kernel_init=_part(nnx.initializers.lecun_normal(), ("patch", None)),
+                                 bias_init=_part(_zeros, (None,)))
+
+    def __call__(self, x: Array) -> Array:
+        B, T, H, W, F = x.shape
+        padded = jnp.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1), (0, 0)))  # zeros outside the frame
+        views = [padded[:, :, dy:dy + H, dx:dx + W] for dy in range(3) for dx in range(3)]
+        return self.linear(jnp.concatenate(views, axis=-1))          # [B, T, H, W, 9F] -> [.., C]
+
+
 class VideoDiT(nnx.Module):
     """Diffusion transformer over video clips; see the module docstring.
 
@@ -326,6 +348,9 @@ class VideoDiT(nnx.Module):
       flat in depth; parameters under ``block_stacks`` with a leading 'layers' axis)
       instead of the list ``blocks``.
     remat: 'none' | 'dots' | 'full', what each block recomputes in the backward pass.
+    out_conv: 0 (default) unpatchifies the final linear's output; F > 0 unpatchifies F
+      features per pixel and maps them to the output by a 3x3 conv within each frame
+      (``ConvHead``).
     """
 
     def __init__(self, *, input_size: Sequence[int], in_channels: int, out_channels: int,
@@ -337,7 +362,7 @@ class VideoDiT(nnx.Module):
                  frame_cond_form: str = "mlp",
                  concat_channels: int = 0, attention_impl: str | None = None,
                  dtype=jnp.float32, scan_layers: bool = False, remat: str = "none",
-                 rngs: nnx.Rngs):
+                 out_conv: int = 0, rngs: nnx.Rngs):
         if layout not in LAYOUTS:
             raise ValueError(f"layout {layout!r} is not one of {LAYOUTS}")
         if pos_embed not in POS_EMBEDS:
@@ -351,6 +376,8 @@ class VideoDiT(nnx.Module):
         if scan_layers and depth % layout_period(layout):
             raise ValueError(f"scan_layers with layout {layout!r} needs depth divisible by "
                              f"{layout_period(layout)}, got {depth}")
+        if out_conv < 0:
+            raise ValueError(f"out_conv must be 0 (off) or a number of features, got {out_conv}")
         if pos_embed in ("both", "sincos") and hidden % 4:
             raise ValueError(f"sin-cos positions need hidden divisible by 4, got {hidden}")
         self.input_size = tuple(int(n) for n in input_size)
@@ -390,7 +417,8 @@ class VideoDiT(nnx.Module):
                                           for p in range(period)])
         else:
             self.blocks = nnx.List([block(i, rngs) for i in range(depth)])
-        self.final = FinalLayer(hidden, patch_features * out_channels, dtype=dtype, rngs=rngs)
+        self.final = FinalLayer(hidden, patch_features * (out_conv or out_channels), dtype=dtype, rngs=rngs)
+        self.out_conv = ConvHead(out_conv, out_channels, dtype=dtype, rngs=rngs) if out_conv else None
 
     # -- pieces, public for probes and tests --
 
@@ -477,8 +505,11 @@ class VideoDiT(nnx.Module):
             h = run_scanned(self.block_stacks, h, apply, self.remat)
         else:
             h = run_unrolled(self.blocks, h, apply, self.remat)
-        out = self.final(h, c)                                    # [B, T', S, pt*ph*pw*out]
-        return unpatchify(out, self.patch_size, (T, H, W)).astype(x.dtype)
+        out = self.final(h, c)                                    # [B, T', S, pt*ph*pw*(F or out)]
+        out = unpatchify(out, self.patch_size, (T, H, W))         # [B, T, H, W, F or out]
+        if self.out_conv is not None:
+            out = self.out_conv(out)                              # [B, T, H, W, out]
+        return out.astype(x.dtype)
 
     def _check_inputs(self, x, cond, context, context_mask, concat):
         B, T, H, W, _ = x.shape

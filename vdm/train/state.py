@@ -65,7 +65,7 @@ def build_model(config: ml_collections.ConfigDict, rngs: nnx.Rngs) -> Denoiser:
         frame_cond_form=m.frame_cond_form,
         concat_channels=sum(ch for _, ch in concat),
         attention_impl=resolve_attention_impl(m.attention_impl, dtype=m.dtype), dtype=jnp.dtype(m.dtype),
-        scan_layers=m.scan_layers, remat=m.remat, rngs=rngs)
+        scan_layers=m.scan_layers, remat=m.remat, out_conv=m.out_conv, rngs=rngs)
     return Denoiser(dit, text, concat, clean=conditioning.clean_groups(config.conditions, names))
 
 
