@@ -318,7 +318,7 @@ def final_metrics(run: Run) -> dict[str, Any] | None:
         flops = [r["model_flops_per_s"] / r["steps_per_s"] for r in rows
                  if r.get("steps_per_s", 0) > 0 and "model_flops_per_s" in r]
         if flops:
-            out["train_gflop_per_step"] = flops[-1] / 1e9
+            out["train_gflop_per_step"] = round(flops[-1] / 1e9, 3)  # a ratio of two logged rates
         losses = [r["loss"] for r in rows if "loss" in r]
         if losses:
             out["final_loss"] = losses[-1]
