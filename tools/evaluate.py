@@ -11,6 +11,7 @@ markdown table. The same evaluation runs during training every `eval.every` step
 import _bootstrap  # noqa: F401
 
 import argparse
+import os
 import sys
 
 
@@ -32,22 +33,20 @@ def main(argv=None) -> int:
                                                "with --raw, WORKDIR/eval_<settings> with --set)")
     args = p.parse_args(argv)
 
-    import os
-
     from vdm.evaluation.runner import eval_dir_name, evaluate_checkpoint
     from vdm.sweep import parse_set
 
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
     try:
         overrides = parse_set(args.set)
+        out = args.out or os.path.join(args.workdir, eval_dir_name(not args.raw, overrides))
         step, metrics = evaluate_checkpoint(args.workdir, step=args.step, num=args.num, tasks=tasks,
                                             shots=args.shots, features=args.features,
-                                            data_dir=args.data_dir, out_dir=args.out,
+                                            data_dir=args.data_dir, out_dir=out,
                                             use_ema=not args.raw, overrides=overrides)
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    out = args.out or os.path.join(args.workdir, eval_dir_name(not args.raw, overrides))
     with open(f"{out}/metrics_step_{step:07d}.md") as f:
         print(f.read(), end="")
     print(f"written: {out}/metrics_step_{step:07d}.json")

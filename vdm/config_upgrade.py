@@ -66,6 +66,23 @@ def fill_added_fields(config: dict, where: str = "config", like: dict | None = N
     return filled
 
 
+def drop_added_defaults(config: dict) -> dict:
+    """The inverse of ``fill_added_fields`` on a plain dict (tuples as lists), in place: the
+    ``ADDED_FIELDS`` that still hold their earlier behaviour are removed, so a config reads as
+    it would have before those fields existed. Returns the dict."""
+    for key, value in ADDED_FIELDS.items():
+        *parents, last = key.split(".")
+        node = config
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and node.get(last, _MISSING) == value:
+            del node[last]
+    return config
+
+
+_MISSING = object()
+
+
 def _copy(value: Any) -> Any:
     return {k: _copy(v) for k, v in value.items()} if isinstance(value, dict) else value
 

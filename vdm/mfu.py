@@ -140,6 +140,14 @@ def text_len(config: ml_collections.ConfigDict) -> int:
     return config.data.text_max_len if "text" in conditioning.enabled(config.conditions) else 0
 
 
+def train_step_flops(config: ml_collections.ConfigDict, model=None) -> float:
+    """Analytic FLOPs of one training step (the global batch) of the config's model."""
+    from vdm.train.state import video_shape
+
+    model = model if model is not None else abstract_denoiser(config)
+    return flops.train_step_flops(model, config.train.batch_size, video_shape(config)[:3], text_len(config))
+
+
 class ThroughputMeter:
     """Steps/s -> tokens/s, model FLOP/s and MFU for one config on one mesh."""
 
@@ -147,10 +155,8 @@ class ThroughputMeter:
         from vdm.train.state import video_shape
 
         model = model if model is not None else abstract_denoiser(config)
-        clip = video_shape(config)[:3]
-        batch = config.train.batch_size
-        self.step_flops = flops.train_step_flops(model, batch, clip, text_len(config))
-        self.step_tokens = batch * flops.tokens_per_clip(model.dit, clip)
+        self.step_flops = train_step_flops(config, model)
+        self.step_tokens = config.train.batch_size * flops.tokens_per_clip(model.dit, video_shape(config)[:3])
         self._config, self._mesh = config, mesh
         self._peak: tuple[float, str] | None = None
 

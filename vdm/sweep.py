@@ -172,22 +172,15 @@ def parse_set(items: Sequence[str]) -> dict[str, Any]:
 
 
 def config_hash(config: ml_collections.ConfigDict) -> str:
-    """8 hex digits of the resolved config. Left out: wandb settings, and every field the
-    codebase added later (``config_upgrade.ADDED_FIELDS``) while it holds the value that
-    reproduces the behaviour before it, so that a new knob at its old behaviour does not
+    """8 hex digits of the resolved config. Left out: wandb settings, and the fields the
+    codebase added later while they hold their earlier behaviour
+    (``config_upgrade.drop_added_defaults``), so that a new knob at its old behaviour does not
     rename, and so rerun, the finished runs of a sweep."""
-    from vdm.config_upgrade import ADDED_FIELDS
+    from vdm.config_upgrade import drop_added_defaults
 
     d = json.loads(json.dumps(config.to_dict(), default=str))  # plain, tuples as lists
     d.pop("wandb", None)
-    for key, old in ADDED_FIELDS.items():
-        *parents, last = key.split(".")
-        node = d
-        for part in parents:
-            node = node.get(part) if isinstance(node, dict) else None
-        if isinstance(node, dict) and last in node and node[last] == json.loads(json.dumps(old, default=str)):
-            del node[last]
-    return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]
+    return hashlib.sha1(json.dumps(drop_added_defaults(d), sort_keys=True).encode()).hexdigest()[:8]
 
 
 def _short(value: Any) -> str:
@@ -290,7 +283,8 @@ def _flatten(d: Mapping, prefix: str = "") -> dict[str, Any]:
 def final_metrics(run: Run) -> dict[str, Any] | None:
     """A done run's metrics, flat (per-frame curves as lists); None if not done. Train runs
     add train_step_s (median over logged intervals; as noisy as the machine),
-    train_gflop_per_step (the model's analytic FLOPs per step: compute, free of noise),
+    train_gflop_per_step (analytic, from the config as the trainer's MFU meter counts it:
+    compute, free of noise),
     final_loss and train_wall_s."""
     if not is_done(run):
         return None
@@ -315,10 +309,9 @@ def final_metrics(run: Run) -> dict[str, Any] | None:
         rates = [r["steps_per_s"] for r in rows if r.get("steps_per_s", 0) > 0]
         if rates:
             out["train_step_s"] = statistics.median(1.0 / r for r in rates)
-        flops = [r["model_flops_per_s"] / r["steps_per_s"] for r in rows
-                 if r.get("steps_per_s", 0) > 0 and "model_flops_per_s" in r]
-        if flops:
-            out["train_gflop_per_step"] = round(flops[-1] / 1e9, 3)  # a ratio of two logged rates
+        from vdm.mfu import train_step_flops  # jax: only when collecting
+
+        out["train_gflop_per_step"] = train_step_flops(run.config) / 1e9
         losses = [r["loss"] for r in rows if "loss" in r]
         if losses:
             out["final_loss"] = losses[-1]
