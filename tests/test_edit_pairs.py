@@ -112,6 +112,26 @@ def test_background_classifier_on_true_clips(test_clips):
     np.testing.assert_array_equal(tasks.classify_background(clips["source_video"]), truth["source_background"])
 
 
+def test_background_classifier_reads_drawn_backgrounds(test_clips):
+    """Samples are drawn with a little noise: a gradient with noise of std 3 (a model's grain)
+    is still a gradient, a flat grey field is no background of the dataset (-1), textures stay
+    textures with the same noise, and a gradient's ramp taken away makes it flat."""
+    _, truth, clips = test_clips
+    rng = np.random.default_rng(0)
+    video = clips["video"].astype(np.float64)
+    N, T, H, W, _ = video.shape
+    grain = rng.normal(0, 3, (N, 1, H, W, 1))  # static, as a drawn background's grain is
+    noisy = np.clip(video + grain, 0, 255).astype(np.uint8)
+    kind = np.asarray(truth["background"])
+    got = tasks.classify_background(noisy)
+    for name in ("gradient", "texture"):
+        of = kind == BACKGROUNDS.index(name)
+        assert of.any()
+        np.testing.assert_array_equal(got[of], BACKGROUNDS.index(name))
+    flat = np.full((N, T, H, W, 3), 60.0) + grain
+    np.testing.assert_array_equal(tasks.classify_background(np.clip(flat, 0, 255).astype(np.uint8)), -1)
+
+
 def test_tasks_for():
     assert tasks.tasks_for(["text"], has_source=False) == ["t2v"]
     assert tasks.tasks_for(["image", "text"], has_source=True) == ["t2v", "i2v"]

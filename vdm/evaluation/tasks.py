@@ -75,26 +75,37 @@ def generate_kwargs(task: str, clips: dict[str, np.ndarray]) -> dict:
 
 
 def classify_background(videos: np.ndarray) -> np.ndarray:
-    """BACKGROUNDS index per clip from its non-object pixels. Backgrounds are static, so each
-    pixel's grey level is first taken as its median over the frames where no object covers
-    it (flicker and per-frame speckle are not the background). Then: black if dark; textured
-    if rough (mean |second difference| along rows > 3 levels: a texture's noise gives ~15, a
-    linear gradient only its rounding, <= 2); else gradient."""
+    """BACKGROUNDS index per clip from its non-object pixels, -1 for none of them (a flat grey
+    field). Backgrounds are static, so each pixel's grey level is first taken as its median
+    over the frames where no object covers it (flicker and per-frame speckle are not the
+    background). Then: black if dark; textured if rough (mean |second difference| along rows
+    above 8 levels: real gradients give <= 1, real textures 16-35, so the split sits between
+    them and a gradient drawn with a little noise is still a gradient); else a gradient if a
+    plane fitted to it rises by at least 12 levels across the frame (half the shallowest
+    rendered ramp), and none of them if it is flat."""
     videos = grounded.to_uint8(videos)
-    N = videos.shape[0]
+    N, _, H, W, _ = videos.shape
     bg = grounded.segment_colors(videos) < 0  # [N, T, H, W]
     grey = np.where(bg, videos.astype(np.float64).mean(-1), np.nan)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # pixels covered in every frame
         still = np.nanmedian(grey, axis=1)  # [N, H, W]
+    yy, xx = np.mgrid[0:H, 0:W]
     kind = np.empty(N, np.int32)
     for i in range(N):
         seen = ~np.isnan(still[i])
         level = still[i][seen].mean() if seen.any() else 0.0
         d2 = np.abs(np.diff(still[i], n=2, axis=-1))  # nan where any of the 3 pixels is unseen
         rough = np.nanmean(d2) if np.isfinite(d2).any() else 0.0
-        kind[i] = (BACKGROUNDS.index("black") if level < 8 else
-                   BACKGROUNDS.index("texture") if rough > 3.0 else BACKGROUNDS.index("gradient"))
+        if level < 8:
+            kind[i] = BACKGROUNDS.index("black")
+        elif rough > 8.0:
+            kind[i] = BACKGROUNDS.index("texture")
+        else:
+            plane = np.stack([np.ones(seen.sum()), xx[seen], yy[seen]], 1)  # [P, 3]
+            coef = np.linalg.lstsq(plane, still[i][seen], rcond=None)[0]
+            rise = np.hypot(coef[1] * (W - 1), coef[2] * (H - 1))  # levels across the frame
+            kind[i] = BACKGROUNDS.index("gradient") if rise >= 12.0 else -1
     return kind
 
 
