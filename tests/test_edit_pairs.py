@@ -113,9 +113,9 @@ def test_background_classifier_on_true_clips(test_clips):
 
 
 def test_background_classifier_reads_drawn_backgrounds(test_clips):
-    """Samples are drawn with a little noise: a gradient with noise of std 3 (a model's grain)
-    is still a gradient, a flat grey field is no background of the dataset (-1), textures stay
-    textures with the same noise, and a gradient's ramp taken away makes it flat."""
+    """Samples are drawn with a little noise: true gradients and textures under a static grain
+    of std 3 (a model's) keep their class, and a flat grey field under the same grain is no
+    background of the dataset (-1), not a gradient."""
     _, truth, clips = test_clips
     rng = np.random.default_rng(0)
     video = clips["video"].astype(np.float64)

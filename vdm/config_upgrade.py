@@ -66,6 +66,9 @@ def fill_added_fields(config: dict, where: str = "config", like: dict | None = N
     return filled
 
 
+_MISSING = object()  # a field the dict does not have (None is a value)
+
+
 def drop_added_defaults(config: dict) -> dict:
     """The inverse of ``fill_added_fields`` on a plain dict (tuples as lists), in place: the
     ``ADDED_FIELDS`` that still hold their earlier behaviour are removed, so a config reads as
@@ -78,9 +81,6 @@ def drop_added_defaults(config: dict) -> dict:
         if isinstance(node, dict) and node.get(last, _MISSING) == value:
             del node[last]
     return config
-
-
-_MISSING = object()
 
 
 def _copy(value: Any) -> Any:
