@@ -19,7 +19,7 @@ SWEEPS = [Sweep(name="width", base="configs/quickstart.py", points=POINTS,
                 metrics=METRICS, plots=PLOTS),
           # Is the widest model short of capacity or of steps? The same run trained twice and four
           # times as long (its learning rate schedule stretched to the new length; 8000 steps is
-          # ~2.5 h on a 2-core CPU and resumes from its last checkpoint when rerun).
+          # ~2 h on a 2-core CPU and resumes from its last checkpoint when rerun).
           Sweep(name="length", base="configs/quickstart.py",
                 points=[{"train.num_steps": n} for n in (2000, 4000, 8000)],
                 fixed={"model.hidden": 256, "model.num_heads": 8, "conditions.image.enabled": True,
