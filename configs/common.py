@@ -58,7 +58,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.cross_attention = True  # text tokens by cross-attention (pooled text always enters adaLN)
     c.model.frame_cond = True  # per-frame adaLN conditioning from (condition, frame index)
     c.model.frame_cond_form = "mlp"  # mlp | bilinear (condition x frame: a (label, frame) table's general form)
-    c.model.attention_impl = ""  # '' XLA's choice | 'xla' | 'cudnn' (GPU, bf16): vdm/models/attention_backends.py
+    c.model.attention_impl = ""  # '' (einsum on CPU, else XLA's choice) | xla | cudnn | einsum: vdm/models/attention_backends.py
     c.model.dtype = "float32"  # compute dtype; parameters stay float32
     c.model.scan_layers = False  # blocks as one lax.scan: compile time flat in depth
     c.model.remat = "none"  # none | dots | full: what the backward pass recomputes

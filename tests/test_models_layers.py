@@ -43,27 +43,34 @@ def rand(key, *shape):
     return jax.random.normal(jax.random.key(key), shape)
 
 
-def test_attention_matches_naive_with_padding_mask():
+IMPLEMENTATIONS = [None, "einsum"]  # jax.nn.dot_product_attention (XLA) and einsum_attention
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+def test_attention_matches_naive_with_padding_mask(impl):
     q, k, v = rand(0, 2, 5, 3, 8), rand(1, 2, 7, 3, 8), rand(2, 2, 7, 3, 8)
     valid = np.array([[1, 1, 1, 0, 0, 0, 0], [1, 1, 1, 1, 1, 1, 0]], bool)
-    out = layers.attention(q, k, v, mask=layers.key_padding_mask(valid))
+    out = layers.attention(q, k, v, mask=layers.key_padding_mask(valid), implementation=impl)
     ref = naive_attention(q, k, v, np.broadcast_to(valid[:, None], (2, 5, 7)))
     np.testing.assert_allclose(out, ref, atol=1e-5)
     # padded keys are really ignored
     k2 = k.at[:, 6].add(100.0)
     v2 = v.at[:, 6].add(100.0)
-    np.testing.assert_allclose(layers.attention(q, k2, v2, mask=layers.key_padding_mask(valid)),
-                               out, atol=1e-6)
+    np.testing.assert_allclose(layers.attention(q, k2, v2, mask=layers.key_padding_mask(valid),
+                                                implementation=impl), out, atol=1e-6)
 
 
-def test_attention_2d_and_3d_masks():
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+def test_attention_2d_and_3d_masks(impl):
     q, k, v = rand(3, 2, 6, 2, 4), rand(4, 2, 6, 2, 4), rand(5, 2, 6, 2, 4)
     band = np.abs(np.arange(6)[:, None] - np.arange(6)[None]) <= 1
     ref = naive_attention(q, k, v, np.broadcast_to(band, (2, 6, 6)))
-    np.testing.assert_allclose(layers.attention(q, k, v, mask=band), ref, atol=1e-5)
-    np.testing.assert_allclose(layers.attention(q, k, v, mask=np.stack([band, band])), ref,
-                               atol=1e-5)
-    np.testing.assert_allclose(layers.attention(q, k, v), naive_attention(q, k, v), atol=1e-5)
+    attend = lambda **kw: layers.attention(q, k, v, implementation=impl, **kw)
+    np.testing.assert_allclose(attend(mask=band), ref, atol=1e-5)
+    np.testing.assert_allclose(attend(mask=np.stack([band, band])), ref, atol=1e-5)
+    np.testing.assert_allclose(attend(), naive_attention(q, k, v), atol=1e-5)
+    with pytest.raises(ValueError, match="want 2, 3 or 4 dims"):
+        attend(mask=band[None, None, None])
 
 
 def test_attention_rejects_bad_implementation():

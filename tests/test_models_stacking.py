@@ -136,7 +136,9 @@ def test_bf16_compute_is_close_to_fp32_with_fp32_parameters():
 
 
 def test_attention_backends_fall_back_or_fail_by_name():
-    assert resolve_attention_impl("", dtype="float32", platform="cpu") is None
+    assert resolve_attention_impl("", dtype="float32", platform="cpu") == "einsum"  # fastest here
+    assert resolve_attention_impl("", dtype="bfloat16", platform="gpu") is None  # XLA's choice
+    assert resolve_attention_impl("einsum", dtype="float32", platform="gpu") == "einsum"
     assert resolve_attention_impl("xla", dtype="float32", platform="cpu") == "xla"
     with pytest.warns(RuntimeWarning, match="needs an NVIDIA GPU and this platform is 'cpu'"):
         assert resolve_attention_impl("cudnn", dtype="bfloat16", platform="cpu") == "xla"
@@ -162,6 +164,7 @@ def test_every_backend_builds_and_runs_here():
 
     assert build("xla").dit.blocks[0].attn[0].attention_impl == "xla"
     default = build("")
+    assert default.dit.blocks[0].attn[0].attention_impl == "einsum"
     with pytest.warns(RuntimeWarning, match="'cudnn' cannot run"):  # tests run on CPU
         fallback = build("cudnn")
     assert fallback.dit.blocks[0].attn[0].attention_impl == "xla"

@@ -29,11 +29,12 @@ import numpy as np
 from flax import nnx
 
 from vdm import sharding as _sharding  # noqa: F401  (disables eager sharding before modules exist)
+from vdm.models.einsum_attention import einsum_attention
 
 Array = jax.Array
 Rope = tuple[Array, Array]  # (cos, sin), each [..., L, head_dim // 2]
 
-ATTENTION_IMPLEMENTATIONS = (None, "xla", "cudnn")
+ATTENTION_IMPLEMENTATIONS = (None, "xla", "cudnn", "einsum")
 
 _default_kernel = nnx.initializers.lecun_normal()
 _zeros = nnx.initializers.zeros_init()
@@ -60,7 +61,8 @@ def attention(q: Array, k: Array, v: Array, *, mask: Array | None = None,
     mask: boolean, True = may attend; [Lq, Lk], [N, Lq, Lk] or anything
       broadcastable to [N, heads, Lq, Lk]. A key-padding mask [N, Lk] must be
       given as ``key_padding_mask(m)``.
-    implementation: None (XLA's choice), 'xla' or 'cudnn' (GPU, bf16/fp16).
+    implementation: None (XLA's choice), 'xla', 'cudnn' (GPU, bf16/fp16) or 'einsum'
+      (``einsum_attention``: head-major einsums and a hand-written backward, for CPU).
     """
     if implementation not in ATTENTION_IMPLEMENTATIONS:
         raise ValueError(
@@ -69,12 +71,13 @@ def attention(q: Array, k: Array, v: Array, *, mask: Array | None = None,
         raise ValueError(
             f"attention wants [N, L, heads, head_dim]; got q {q.shape}, k {k.shape}, v {v.shape}")
     if q.ndim > 4:
-        # More than one batch axis ([B, T', S, heads, head_dim] from the DiT): map over the
-        # leading one instead of merging it into N. A merge of a sharded axis with another
-        # is not a block split, and XLA would gather the whole activation to do it.
         if mask is not None and jnp.ndim(mask) > 2:
             raise ValueError(f"with several batch axes the mask must be [Lq, Lk], got {jnp.shape(mask)}")
-        return jax.vmap(lambda q, k, v: attention(q, k, v, mask=mask, implementation=implementation))(q, k, v)
+        if implementation != "einsum":  # einsum_attention takes any number of batch axes
+            # More than one batch axis ([B, T', S, heads, head_dim] from the DiT): map over the
+            # leading one instead of merging it into N. A merge of a sharded axis with another
+            # is not a block split, and XLA would gather the whole activation to do it.
+            return jax.vmap(lambda q, k, v: attention(q, k, v, mask=mask, implementation=implementation))(q, k, v)
     if mask is not None:
         mask = jnp.asarray(mask, bool)
         if mask.ndim == 2:    # [Lq, Lk]
@@ -83,6 +86,8 @@ def attention(q: Array, k: Array, v: Array, *, mask: Array | None = None,
             mask = mask[:, None]
         elif mask.ndim != 4:
             raise ValueError(f"attention mask of shape {mask.shape}: want 2, 3 or 4 dims")
+    if implementation == "einsum":
+        return einsum_attention(q, k, v, mask)
     return jax.nn.dot_product_attention(q, k, v, mask=mask, implementation=implementation)
 
 
