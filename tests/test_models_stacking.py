@@ -1,6 +1,8 @@
 """The fast paths compute what the plain path computes: scan over layers equals the
 unrolled blocks, remat changes neither loss nor gradients, bf16 compute stays close
 to fp32 with fp32 parameters, and attention backends fall back or fail by name."""
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -185,3 +187,17 @@ def test_bf16_config_computes_the_text_encoder_in_bf16_too():
     layers = [m for _, m in encoder.iter_modules() if isinstance(m, (nnx.Linear, nnx.LinearGeneral, nnx.Embed))]
     assert len(layers) >= 4 and {m.dtype for m in layers} == {jnp.dtype("bfloat16")}
     assert {a.dtype for a in jax.tree.leaves(nnx.state(encoder, nnx.Param))} == {jnp.dtype("float32")}
+
+
+def test_position_tables_are_constants_of_the_compiled_program():
+    """RoPE and sin-cos position tables are computed once at trace time: staged, XLA fused
+    their cos/sin into every consumer and recomputed them per batch element and head. The
+    only sines and cosines left in the program are the timestep embedding's ([B, ...])."""
+    model = make(pos_embed="both")
+    x, t, kw = inputs()
+    graphdef, state = nnx.split(model)
+    forward = lambda state, x, t: nnx.merge(graphdef, state)(x, t, **kw)
+    hlo = jax.jit(forward).lower(state, x, t).as_text()
+    trig = [line for line in hlo.splitlines() if "stablehlo.cosine" in line or "stablehlo.sine" in line]
+    shapes = [s for line in trig for s in re.findall(r"tensor<([\dx]+)xf32>", line)]
+    assert trig and all(s.split("x")[0] == str(B) and len(s.split("x")) == 2 for s in shapes), shapes
