@@ -1,6 +1,6 @@
 """Which attention kernel a config may ask for, and what runs on this platform.
 
-``model.attention_impl`` names a backend of ``jax.nn.dot_product_attention``:
+``model.attention_impl`` names the attention kernel (``vdm.models.layers.attention``):
 
 - ``''``     the default: ``'einsum'`` on CPU, where it is the fastest measured;
              elsewhere XLA's choice (on GPU it may pick cuDNN by itself)
@@ -32,7 +32,7 @@ class AttentionBackendUnavailable(RuntimeError):
 
 def resolve_attention_impl(name: str, *, dtype, platform: str | None = None,
                            strict: bool = False) -> str | None:
-    """The ``implementation`` argument for ``jax.nn.dot_product_attention`` (None = XLA's choice).
+    """The ``implementation`` argument for ``layers.attention`` (None = XLA's choice).
 
     name: the configured backend; dtype: the model's compute dtype; platform:
     'cpu' | 'gpu' | 'tpu' (default: JAX's default backend).
