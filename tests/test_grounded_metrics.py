@@ -147,6 +147,7 @@ def test_targeted_failures_move_the_right_metric():
     m = g.grounded_metrics(gone, truth)
     assert m["color_adherence"] == pytest.approx(0.5)
     assert m["color_adherence_clip"] == 0.0 and m["identity_consistency"] == 0.0
+    assert m["identity_lost/absent"] == 1.0
     # A stray blob of another palette colour in every frame: only the count suffers.
     stray = videos.copy()
     other = (truth["color"][:, 0] + 1) % len(sr.PALETTE)
@@ -162,6 +163,37 @@ def test_targeted_failures_move_the_right_metric():
     assert m["direction_adherence"] == 0.0 and m["identity_consistency"] == 1.0
     # Time reversal: every direction flips.
     assert g.grounded_metrics(videos[:, ::-1], truth)["direction_adherence"] == 0.0
+
+
+def test_identity_lost_names_the_cause():
+    videos, truth = clips("quickstart", 16)
+    T = videos.shape[1]
+    m = g.grounded_metrics(videos, truth)
+    assert m["identity_consistency"] == 1.0
+    assert m["identity_lost/absent"] == m["identity_lost/shape"] == m["identity_lost/area"] == 0.0
+    square = np.flatnonzero(truth["shape"][:, 0] == sr.SHAPES.index("square"))[:2]
+    broken = videos.copy()
+    # Clips a, b: in one frame the square loses its four corners (it reads as a circle).
+    for i in square:
+        ys, xs = np.nonzero((broken[i, 3] == sr.PALETTE[truth["color"][i, 0]]).all(-1))
+        for y in (ys.min(), ys.max()):
+            for x in (xs.min(), xs.max()):
+                broken[i, 3, y, x] = 0
+    # Clip c: the object doubles in size (a copy beside it, touching) in one frame.
+    c = next(i for i in range(16) if i not in square)
+    col = (broken[c, 0] == sr.PALETTE[truth["color"][c, 0]]).all(-1)
+    ys, xs = np.nonzero(col)
+    h = ys.max() - ys.min() + 1
+    broken[c, 0] = 0
+    y0 = max(0, min(ys.min(), 16 - 2 * h))
+    patch = col[ys.min():ys.max() + 1]
+    broken[c, 0, y0:y0 + h][patch] = sr.PALETTE[truth["color"][c, 0]]
+    broken[c, 0, y0 + h:y0 + 2 * h][patch] = sr.PALETTE[truth["color"][c, 0]]
+    m = g.grounded_metrics(broken, truth)
+    assert m["identity_lost/shape"] == pytest.approx(2 / 16)
+    assert m["identity_lost/area"] == pytest.approx(1 / 16)
+    assert m["identity_lost/absent"] == 0.0
+    assert m["identity_consistency"] == pytest.approx(13 / 16)
 
 
 def test_float_videos_and_format():

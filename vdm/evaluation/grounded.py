@@ -21,6 +21,9 @@ Metrics (fractions are in [0, 1]; "frame-level" averages over clips x frames):
                         component of any other palette colour.
 - identity_consistency  clip-level: every object is present in every frame with one shape
                         class throughout and an area within +-30% of its median area.
+- identity_lost/<cause> clip-level, why identity fails: an object is `absent` from some
+                        frame, its `shape` class changes, or its `area` leaves the band.
+                        A clip may fail for several causes (each over all clips).
 - size_error            px, |max(box height, box width) - prompted size| (needs `size`).
 - direction_adherence   over prompted objects: the least-squares centroid velocity is
                         nearest (of the 8 directions, i.e. within 22.5 degrees) to the
@@ -299,6 +302,7 @@ def grounded_metrics(
     same_shape = (m["shape"] == m["shape"][:, :1]).all(1)  # [N, J]
     obj_identity = present.all(1) & same_shape & area_ok.all(1)
     identity = (obj_identity | ~valid).all(-1)
+    lost = lambda ok: float((~ok & valid).any(-1).mean())  # ok [N, J] -> clips where some object fails
 
     out = {
         "color_adherence": float(all_present.mean()),
@@ -307,6 +311,9 @@ def grounded_metrics(
         "shape_chance": SHAPE_CHANCE,
         "count_adherence": float(exact.mean()),
         "identity_consistency": float(identity.mean()),
+        "identity_lost/absent": lost(present.all(1)),
+        "identity_lost/shape": lost(same_shape),
+        "identity_lost/area": lost(area_ok.all(1)),
     }
     # Per prompted shape. At 5-6 px a square and a circle differ by their four corner pixels,
     # so a square with soft corners reads as a circle: the recall says which shape is missed.
