@@ -29,3 +29,15 @@ def test_every_mode_and_the_python_loop_sampler():
     assert ratios["tokens_per_clip"] == 2.0 and "scan_layers" not in ratios
     with pytest.raises(ValueError, match="unknown benchmark modes"):
         benchmark(config, modes=("train", "infer"))
+
+
+def test_dot_floor_reports_the_steps_dots_and_the_bound_they_set():
+    config = shapes_t2v.get_config("smoke")
+    config.train.peak_flops = 1e12
+    out = benchmark(config, modes=("train",), steps=1, warmup=0, dot_floor=True)
+    floor = out["train_dot_floor"]
+    # the traced dots are the analytic count's matmuls, all of them
+    assert floor["dot_flops"] == pytest.approx(out["train_step_flops"], rel=1e-9)
+    assert floor["dot_floor_s"] > 0 and floor["distinct_dots"] >= len(floor["top_dots"]) > 0
+    assert out["train_dot_floor_mfu_bound"] == pytest.approx(
+        out["train_step_flops"] / floor["dot_floor_s"] / 1e12, abs=1e-4)  # rounded to 4 places

@@ -13,6 +13,8 @@ warm-up; ``*_mfu`` against ``peak_flops_per_s``):
            with --python_loop, python_loop_s and python_loop_over_scan
   --profile: train_op_profile (vdm/op_profile.py: op time by class, top ops) and
            train_matmul_only_mfu_bound (the MFU if everything but the matmuls were free)
+  --dot_floor: train_dot_floor (vdm/dot_floor.py: the step's dots, each timed alone) and
+           train_dot_floor_mfu_bound (the MFU if the step took only that long)
 With --compare: {"a": ..., "b": ..., "b_over_a": ...}.
 """
 import _bootstrap  # noqa: F401
@@ -35,6 +37,8 @@ flags.DEFINE_integer("frames", 0, "Clip length override (0: the config's data.nu
 flags.DEFINE_bool("python_loop", False, "Also time Euler sampling driven step by step from Python.")
 flags.DEFINE_bool("profile", False, "Also profile the train step: its op time by class (matmul, "
                   "reduction, ...), the costliest ops, and the MFU if only matmuls took time.")
+flags.DEFINE_bool("dot_floor", False, "Also time each dot of the train step alone: the MFU the "
+                  "step would reach if it took no longer than its matmuls run on their own.")
 flags.mark_flags_as_required(["config"])
 FLAGS = flags.FLAGS
 
@@ -46,7 +50,8 @@ def main(argv):
         return benchmark(config, modes=FLAGS.modes, steps=FLAGS.steps, warmup=FLAGS.warmup,
                          sample_repeats=FLAGS.sample_repeats, sample_num=FLAGS.sample_num or None,
                          sample_steps=FLAGS.sample_steps or None, frames=FLAGS.frames or None,
-                         python_loop=FLAGS.python_loop, profile=FLAGS.profile)
+                         python_loop=FLAGS.python_loop, profile=FLAGS.profile,
+                         dot_floor=FLAGS.dot_floor)
 
     result = run(FLAGS.config)
     if FLAGS.compare is not None:

@@ -27,6 +27,7 @@ from flax import nnx
 from vdm import conditioning, flops, mfu, sharding
 from vdm.diffusion import get_process, sampling_times, to_x0_eps
 from vdm.models.text import tokenize
+from vdm.dot_floor import dot_floor as dot_floor_of
 from vdm.op_profile import profile_ops
 from vdm.train.state import create_state, make_optimizer, video_shape
 from vdm.train.step import make_train_step
@@ -91,12 +92,14 @@ def _rates(times: list[float], flop: float, peak: float, prefix: str) -> dict[st
 def benchmark(config: ml_collections.ConfigDict, *, modes: Sequence[str] = MODES, steps: int = 10,
               warmup: int = 2, sample_repeats: int = 3, sample_num: int | None = None,
               sample_steps: int | None = None, frames: int | None = None,
-              python_loop: bool = False, profile: bool = False) -> dict[str, Any]:
+              python_loop: bool = False, profile: bool = False, dot_floor: bool = False) -> dict[str, Any]:
     """One JSON-able dict of measurements; ``frames`` overrides the clip length (the
     model runs any length its patch divides); ``python_loop`` also times the same
     Euler sampling driven step by step from Python, one jitted model step per call;
     ``profile`` adds where the train step's time goes (``vdm.op_profile``) and the MFU
-    it would reach if only its matmuls took time."""
+    it would reach if only its matmuls took time; ``dot_floor`` times each of the train
+    step's dots alone (``vdm.dot_floor``) and the MFU the step would reach if it took no
+    more than that."""
     bad = set(modes) - set(MODES)
     if bad:
         raise ValueError(f"unknown benchmark modes {sorted(bad)}; valid: {MODES}")
@@ -164,6 +167,13 @@ def benchmark(config: ml_collections.ConfigDict, *, modes: Sequence[str] = MODES
                 ops = profile_ops(lambda: jax.block_until_ready(one()), compiled.as_text(), runs=3)
                 out.update(train_op_profile=ops, train_matmul_only_mfu_bound=round(
                     out["train_step_mfu"] / max(ops["matmul_share"], 1e-9), 4))
+        if dot_floor:
+            floor = dot_floor_of(jit_step, holder[0], batch, key)
+            # Accelerators split the global program's dots over the mesh (the peak is the
+            # sum of theirs); host CPU devices share one machine and its one measured peak.
+            split = 1 if mesh.devices.flat[0].platform == "cpu" else mesh.devices.size
+            out.update(train_dot_floor=floor, train_dot_floor_mfu_bound=round(
+                step_flops / (floor["dot_floor_s"] / split) / peak, 4))
 
     if "sample" in modes:
         out.update(_sample(config, graphdef, state.params, mesh, model, clip, text_len, peak,
