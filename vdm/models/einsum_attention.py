@@ -41,8 +41,8 @@ def einsum_attention(q: Array, k: Array, v: Array, mask: Array | None = None) ->
 
 def _forward(q, k, v, mask):
     """q [..., H, Lq, hd], k/v [..., H, Lk, hd] -> (o [..., H, Lq, hd], P [..., H, Lq, Lk] fp32)."""
-    scale = q.shape[-1] ** -0.5
-    s = jnp.einsum("...qd,...kd->...qk", q, k, preferred_element_type=jnp.float32) * scale
+    q = q * jnp.asarray(q.shape[-1] ** -0.5, q.dtype)  # scale the [L, hd] queries, not the [L, L] logits
+    s = jnp.einsum("...qd,...kd->...qk", q, k, preferred_element_type=jnp.float32)
     if mask is not None:
         s = jnp.where(mask, s, jnp.finfo(jnp.float32).min)
     s = s - s.max(-1, keepdims=True)
@@ -68,12 +68,12 @@ def _attention_bwd(res, do):
     dv = jnp.einsum("...qk,...qd->...kd", p.astype(do.dtype), do)                      # [.., H, Lk, hd]
     dp = jnp.einsum("...qd,...kd->...qk", do, v, preferred_element_type=jnp.float32)   # [.., H, Lq, Lk]
     delta = jnp.sum(do.astype(jnp.float32) * o.astype(jnp.float32), -1, keepdims=True)  # rowsum(dO*O)
-    ds = p * (dp - delta) * scale
+    ds = p * (dp - delta)  # the scale is applied to the [L, hd] products below
     if mask is not None:
         ds = jnp.where(mask, ds, 0.0)  # masked logits were constants
     ds = ds.astype(q.dtype)
-    dq = jnp.einsum("...qk,...kd->...qd", ds, k)                                        # [.., H, Lq, hd]
-    dk = jnp.einsum("...qk,...qd->...kd", ds, q)                                        # [.., H, Lk, hd]
+    dq = jnp.einsum("...qk,...kd->...qd", ds, k) * scale                                # [.., H, Lq, hd]
+    dk = jnp.einsum("...qk,...qd->...kd", ds, q) * scale                                # [.., H, Lk, hd]
     return dq, dk, dv, None  # the boolean mask has no cotangent
 
 
