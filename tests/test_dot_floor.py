@@ -5,7 +5,7 @@ import pytest
 
 from tests.test_flops import B, CLIP, TEXT, build, loss_fn
 from vdm import flops
-from vdm.dot_floor import _flops, collect_dots, dot_floor
+from vdm.dot_floor import _flops, collect_dots, dot_floor, swapped
 
 
 def _dot_flops(fn, *args):
@@ -49,5 +49,12 @@ def test_floor_times_each_distinct_dot_once_and_scales_by_count():
     assert counts == [1, 2]
     assert out["dot_floor_s"] == pytest.approx(
         sum(d["count"] * d["ms_each"] for d in out["top_dots"]) / 1e3, rel=0.05, abs=1e-5)
+    assert 0 < out["dot_floor_best_order_s"] <= out["dot_floor_s"]
+    # swapping operands transposes the product
+    x, y = jnp.arange(6.0).reshape(2, 3), jnp.arange(12.0).reshape(3, 4)
+    key = ((2, 3), "float32", (3, 4), "float32", (((1,), (0,)), ((), ())), "float32")
+    l, _, r, _, dims, _ = swapped(key)
+    assert (l, r) == ((3, 4), (2, 3))
+    assert jnp.array_equal(jax.lax.dot_general(y, x, dims), (x @ y).T)
     with pytest.raises(ValueError, match="no dot_general"):
         dot_floor(lambda x: x + 1, a)

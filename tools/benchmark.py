@@ -14,7 +14,8 @@ warm-up; ``*_mfu`` against ``peak_flops_per_s``):
   --profile: train_op_profile (vdm/op_profile.py: op time by class, top ops) and
            train_matmul_only_mfu_bound (the MFU if everything but the matmuls were free)
   --dot_floor: train_dot_floor (vdm/dot_floor.py: the step's dots, each timed alone) and
-           train_dot_floor_mfu_bound (the MFU if the step took only that long)
+           train_dot_floor_mfu_bound (the MFU if the step took only that long), and
+           train_dot_floor_best_order_mfu_bound (the same with each dot's faster operand order)
 With --compare: {"a": ..., "b": ..., "b_over_a": ...}.
 """
 import _bootstrap  # noqa: F401

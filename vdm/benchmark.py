@@ -172,8 +172,9 @@ def benchmark(config: ml_collections.ConfigDict, *, modes: Sequence[str] = MODES
             # Accelerators split the global program's dots over the mesh (the peak is the
             # sum of theirs); host CPU devices share one machine and its one measured peak.
             split = 1 if mesh.devices.flat[0].platform == "cpu" else mesh.devices.size
-            out.update(train_dot_floor=floor, train_dot_floor_mfu_bound=round(
-                step_flops / (floor["dot_floor_s"] / split) / peak, 4))
+            bound = lambda s: round(step_flops / (s / split) / peak, 4)
+            out.update(train_dot_floor=floor, train_dot_floor_mfu_bound=bound(floor["dot_floor_s"]),
+                       train_dot_floor_best_order_mfu_bound=bound(floor["dot_floor_best_order_s"]))
 
     if "sample" in modes:
         out.update(_sample(config, graphdef, state.params, mesh, model, clip, text_len, peak,
