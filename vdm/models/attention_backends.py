@@ -22,7 +22,10 @@ import warnings
 import jax
 import jax.numpy as jnp
 
-BACKENDS = ("", "xla", "cudnn", "einsum")
+from vdm.models.layers import ATTENTION_IMPLEMENTATIONS
+
+# '' (the platform's default) and the kernels layers.attention runs
+BACKENDS = ("",) + tuple(i for i in ATTENTION_IMPLEMENTATIONS if i is not None)
 _CUDNN_DTYPES = (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
 
 

@@ -62,7 +62,7 @@ from flax import nnx
 from vdm import sharding
 from vdm.models.layers import (
     AdaLNModulation, CrossAttention, Mlp, SelfAttention, TimestepEmbedder, default_rope_split,
-    grid_positions, layer_norm, modulate, param_count, rope_3d, sincos_1d, sincos_3d)
+    grid_positions, layer_norm, modulate, param_count, position_table, rope_3d, sincos_1d, sincos_3d)
 from vdm.models.stacking import check_remat, run_scanned, run_unrolled, stacked
 
 __all__ = [
@@ -188,6 +188,7 @@ def _mixers(layout: str, index: int) -> tuple[str, ...]:
 FRAME_COND_FORMS = ("mlp", "bilinear")
 
 
+@position_table
 def frame_fourier(num_frames: int, dim: int) -> Array:
     """[T', dim] sin/cos of frame f at the frequencies pi * k / (dim/2 + 1), k = 1..dim/2.
 
@@ -245,13 +246,11 @@ class FrameCond(nnx.Module):
     def __call__(self, num_frames: int, cond: Array | None = None) -> Array:
         if self.form == "bilinear":
             a = self.cond_proj(cond)                                 # [B, r]
-            with jax.ensure_compile_time_eval():  # a constant table (see rope_tables)
-                phi = frame_fourier(num_frames, self.rank).astype(a.dtype)  # [T', r]
+            phi = frame_fourier(num_frames, self.rank).astype(a.dtype)  # [T', r]
             outer = a[:, None, :, None] * phi[None, :, None, :]      # [B, T', r, r]
             outer = outer.reshape(a.shape[0], num_frames, self.rank * self.rank)
             return outer @ self.table.value.astype(a.dtype)          # [B, T', D]
-        with jax.ensure_compile_time_eval():  # a constant table (see rope_tables)
-            f = sincos_1d(jnp.arange(num_frames), self.dim)[None]  # [1, T', D]
+        f = sincos_1d(np.arange(num_frames), self.dim)[None]  # [1, T', D]
         if self.cond_proj is not None:
             p = self.cond_proj(cond)[:, None]                    # [B, 1, D]
             shape = (p.shape[0], num_frames, self.dim)
@@ -452,10 +451,7 @@ class VideoDiT(nnx.Module):
         space = full[:H * W]                                     # [S, 3]: frame 0, (0, y, x)
         time = grid_positions((T, 1, 1))                         # [T', 3]: (t, 0, 0)
         table = lambda p: rope_3d(p, self.head_dim, base=self.rope_base)
-        # Constants of the compiled program: staged, XLA fused cos/sin into every consumer
-        # and recomputed them per batch element and head (6% of the benchmark step).
-        with jax.ensure_compile_time_eval():
-            return {"space": table(space), "time": table(time), "joint": table(full)}
+        return {"space": table(space), "time": table(time), "joint": table(full)}
 
     def attention_masks(self, grid: Sequence[int]) -> dict:
         """Band masks |t_i - t_j| <= temporal_window for temporal and joint attention."""
@@ -495,8 +491,7 @@ class VideoDiT(nnx.Module):
 
         h = self.patch_embed(patchify(x, self.patch_size))        # [B, T', S, D]
         if self.pos_embed in ("both", "sincos"):
-            with jax.ensure_compile_time_eval():                   # a constant, as the rope tables
-                pos = sincos_3d(grid_positions(grid), self.hidden)  # [T'*S, D]
+            pos = sincos_3d(grid_positions(grid), self.hidden)      # [T'*S, D], a constant
             h = h + pos.reshape(grid[0], grid[1] * grid[2], self.hidden).astype(h.dtype)
         h = sharding.constrain(h, ACT)
         c = self.conditioning(t, cond, grid[0])                   # [B, T', D]
