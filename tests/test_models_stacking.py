@@ -149,6 +149,11 @@ def test_attention_backends_fall_back_or_fail_by_name():
     assert resolve_attention_impl("cudnn", dtype="bfloat16", platform="gpu") == "cudnn"
     with pytest.raises(AttentionBackendUnavailable, match="needs an NVIDIA GPU"):
         resolve_attention_impl("cudnn", dtype="bfloat16", platform="cpu", strict=True)
+    assert resolve_attention_impl("splash", dtype="float32", platform="tpu") == "splash"
+    with pytest.warns(RuntimeWarning, match="'splash' cannot run: it is a TPU kernel and this platform is 'gpu'"):
+        assert resolve_attention_impl("splash", dtype="bfloat16", platform="gpu") == "xla"
+    with pytest.raises(AttentionBackendUnavailable, match="TPU kernel"):
+        resolve_attention_impl("splash", dtype="float32", platform="cpu", strict=True)
     with pytest.raises(ValueError, match="'flash' is not one of"):
         resolve_attention_impl("flash", dtype="float32")
 
@@ -170,6 +175,8 @@ def test_every_backend_builds_and_runs_here():
     with pytest.warns(RuntimeWarning, match="'cudnn' cannot run"):  # tests run on CPU
         fallback = build("cudnn")
     assert fallback.dit.blocks[0].attn[0].attention_impl == "xla"
+    with pytest.warns(RuntimeWarning, match="'splash' cannot run"):
+        assert build("splash").dit.blocks[0].attn[0].attention_impl == "xla"
     x = jax.random.normal(jax.random.key(0), (1, 8, 16, 16, 3))
     kw = dict(text_ids=jnp.ones((1, 40), jnp.int32), text_mask=jnp.ones((1, 40), bool))
     np.testing.assert_allclose(run(fallback, x, jnp.ones(1), kw), run(default, x, jnp.ones(1), kw),

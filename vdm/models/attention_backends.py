@@ -9,6 +9,9 @@
 - ``'einsum'`` ``vdm/models/einsum_attention.py``: head-major einsums with a hand-written
              backward pass, everywhere (on the CPU benchmark model's spatial attention,
              forward + backward in a third of the time of ``jax.nn.dot_product_attention``)
+- ``'splash'`` ``vdm/models/splash_attention.py``: the Pallas splash (flash) kernel, TPU only;
+             calls whose lengths its blocks do not divide, or with per-example masks, use
+             XLA's attention
 
 A backend that cannot run here falls back to ``'xla'`` with a warning that
 names the reason, so that one config trains on a GPU cluster and is debugged
@@ -45,16 +48,18 @@ def resolve_attention_impl(name: str, *, dtype, platform: str | None = None,
     platform = platform or jax.default_backend()
     if name == "":
         return "einsum" if platform == "cpu" else None
-    if name != "cudnn":
+    if name not in ("cudnn", "splash"):
         return name
     reason = None
-    if platform not in ("gpu", "cuda"):
+    if name == "splash" and platform != "tpu":
+        reason = f"it is a TPU kernel and this platform is {platform!r}"
+    elif name == "cudnn" and platform not in ("gpu", "cuda"):
         reason = f"it needs an NVIDIA GPU and this platform is {platform!r}"
-    elif jnp.dtype(dtype) not in _CUDNN_DTYPES:
+    elif name == "cudnn" and jnp.dtype(dtype) not in _CUDNN_DTYPES:
         reason = f"it needs bfloat16 or float16 compute and model.dtype is {jnp.dtype(dtype).name}"
     if reason is None:
-        return "cudnn"
-    message = f"attention_impl 'cudnn' cannot run: {reason}"
+        return name
+    message = f"attention_impl {name!r} cannot run: {reason}"
     if strict:
         raise AttentionBackendUnavailable(message)
     warnings.warn(message + "; using 'xla' attention", RuntimeWarning, stacklevel=2)

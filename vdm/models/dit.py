@@ -462,7 +462,7 @@ class VideoDiT(nnx.Module):
         band = np.abs(t[:, None] - t[None, :]) <= self.temporal_window       # [T', T']
         tok_t = np.repeat(t, H * W)                                          # [T'*S]
         joint = np.abs(tok_t[:, None] - tok_t[None, :]) <= self.temporal_window
-        return {"time": jnp.asarray(band), "joint": jnp.asarray(joint)}
+        return {"time": band, "joint": joint}  # numpy: static, as splash attention needs
 
     def __call__(self, x: Array, t: Array, *, cond: Array | None = None,
                  context: Array | None = None, context_mask: Array | None = None,

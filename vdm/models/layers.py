@@ -31,11 +31,13 @@ from flax import nnx
 
 from vdm import sharding as _sharding  # noqa: F401  (disables eager sharding before modules exist)
 from vdm.models.einsum_attention import einsum_attention
+from vdm.models.splash_attention import splash_attention
+from vdm.models.splash_attention import supports as splash_supports
 
 Array = jax.Array
 Rope = tuple[Array, Array]  # (cos, sin), each [..., L, head_dim // 2]
 
-ATTENTION_IMPLEMENTATIONS = (None, "xla", "cudnn", "einsum")
+ATTENTION_IMPLEMENTATIONS = (None, "xla", "cudnn", "einsum", "splash")
 
 _default_kernel = nnx.initializers.lecun_normal()
 _zeros = nnx.initializers.zeros_init()
@@ -68,13 +70,19 @@ def attention(q: Array, k: Array, v: Array, *, mask: Array | None = None,
     mask: boolean, True = may attend; [Lq, Lk], [N, Lq, Lk] or anything
       broadcastable to [N, heads, Lq, Lk]. A key-padding mask [N, Lk] must be
       given as ``key_padding_mask(m)``.
-    implementation: None (XLA's choice), 'xla', 'cudnn' (GPU, bf16/fp16) or 'einsum'
-      (``einsum_attention``: head-major einsums and a hand-written backward, for CPU).
+    implementation: None (XLA's choice), 'xla', 'cudnn' (GPU, bf16/fp16), 'einsum'
+      (``einsum_attention``: head-major einsums and a hand-written backward, for CPU) or
+      'splash' (``splash_attention``: the Pallas TPU kernel where its block size divides
+      both lengths and the mask is static; XLA's attention for other calls).
     """
     check_attention_implementation(implementation)
     if q.ndim < 4 or k.ndim != q.ndim or v.ndim != q.ndim:
         raise ValueError(
             f"attention wants [N, L, heads, head_dim]; got q {q.shape}, k {k.shape}, v {v.shape}")
+    if implementation == "splash":
+        if splash_supports(q.shape[-3], k.shape[-3], mask):
+            return splash_attention(q, k, v, mask)
+        implementation = "xla"  # short sequences, per-example masks
     if q.ndim > 4:
         if mask is not None and jnp.ndim(mask) > 2:
             raise ValueError(f"with several batch axes the mask must be [Lq, Lk], got {jnp.shape(mask)}")
