@@ -80,11 +80,11 @@ def splash_attention(q: Array, k: Array, v: Array, mask=None, *, interpret: bool
     """q [..., Lq, heads, hd], k/v [..., Lk, heads, hd] -> [..., Lq, heads, hd], scale
     1/sqrt(hd). mask: None or a static [Lq, Lk] boolean (True = may attend); see ``supports``.
     interpret: run the kernel in Pallas interpret mode (default: unless on TPU)."""
+    if q.ndim < 4 or k.ndim != q.ndim or v.ndim != q.ndim:
+        raise ValueError(f"splash attention wants [N, L, heads, head_dim]; got q {q.shape}, k {k.shape}, v {v.shape}")
     if not supports(q.shape[-3], k.shape[-3], mask):
         raise ValueError(f"splash attention wants lengths divisible by {BLOCK} and a static [Lq, Lk] "
                          f"mask; got q {q.shape}, k {k.shape}, mask {None if mask is None else jnp.shape(mask)}")
-    if q.ndim < 4:
-        raise ValueError(f"splash attention wants [N, L, heads, head_dim]; got q {q.shape}")
     if interpret is None:
         interpret = jax.default_backend() != "tpu"
     np_mask = static_mask(mask)
