@@ -24,7 +24,8 @@ def get_config(arg=None):
     # steps) text-only samples went from direction 0.11 (trained on text alone) to 1.00. At this
     # scale 2000 steps are not enough for it: direction 0.05 text-only, 0.34 given the first
     # frame (joint layout: 0.09 / 0.28); the quickstart's hidden 256 with frames as their own
-    # tubelets, 2000 steps at batch 8: 0.08 / 0.42 (experiments/benchmark_scale). Score
+    # tubelets, 2000 steps at batch 8: 0.08 / 0.42, resumed to 4000: 0.06 / 0.34 with shape
+    # 0.67 -> 0.78 (experiments/benchmark_scale). Score
     # text-to-video with eval.tasks=t2v;
     # `--config.conditions.image.enabled=False` is the text-only run.
     # (The smoke size stays text-only: the tests' reference pipeline; the image condition's
