@@ -42,6 +42,11 @@ def test_calls_the_kernel_cannot_take_go_to_xla():
     assert not supports(L, L, padding)  # per-example masks are not static
     np.testing.assert_allclose(layers.attention(q, k, v, mask=padding, implementation="splash"),
                                _reference(q, k, v, padding), atol=1e-6)
+    empty_row = np.ones((L, L), bool)
+    empty_row[3] = False  # XLA's attention averages every key there
+    assert not supports(L, L, empty_row)
+    np.testing.assert_allclose(layers.attention(q, k, v, mask=empty_row, implementation="splash"),
+                               _reference(q, k, v, empty_row), atol=1e-6)
     traced = jax.jit(lambda q, m: layers.attention(q, k, v, mask=m, implementation="splash"))
     np.testing.assert_allclose(traced(q, np.ones((L, L), bool)), _reference(q, k, v), atol=1e-5)
     with pytest.raises(ValueError, match=f"divisible by {BLOCK}"):

@@ -5,7 +5,8 @@ VMEM (no [Lq, Lk] logits in HBM) with its own backward kernels. It wants
 
 - query and key lengths that its blocks divide (``BLOCK`` = 128 here), and
 - a mask known when the program is traced (none, or a fixed [Lq, Lk] boolean array,
-  such as the temporal band); per-example masks (text key padding) are not static.
+  such as the temporal band, with no fully masked row); per-example masks (text key
+  padding) are not static.
 
 ``supports`` says whether a call qualifies; ``layers.attention`` sends the rest (the short
 temporal and cross-attention sequences of small models) to XLA's attention.
@@ -44,8 +45,14 @@ def static_mask(mask) -> np.ndarray | None:
 
 def supports(q_len: int, k_len: int, mask) -> bool:
     """Whether ``splash_attention`` takes this call: block-divisible lengths, and no mask or
-    a static [Lq, Lk] one."""
-    return q_len % BLOCK == 0 and k_len % BLOCK == 0 and (mask is None or static_mask(mask) is not None)
+    a static [Lq, Lk] one in which every query may attend somewhere (a fully masked row
+    averages every key in XLA's attention; the kernel would not)."""
+    if q_len % BLOCK or k_len % BLOCK:
+        return False
+    if mask is None:
+        return True
+    static = static_mask(mask)
+    return static is not None and bool(static.any(-1).all())
 
 
 @functools.lru_cache(maxsize=64)
