@@ -16,7 +16,7 @@ from __future__ import annotations
 import resource
 import statistics
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -29,6 +29,7 @@ from vdm.diffusion import get_process, sampling_times, to_x0_eps
 from vdm.models.text import tokenize
 from vdm.dot_floor import dot_floor as dot_floor_of
 from vdm.op_profile import profile_ops
+from vdm.timing import timed
 from vdm.train.state import create_state, make_optimizer, video_shape
 from vdm.train.step import make_train_step
 
@@ -43,17 +44,6 @@ def synthetic_batch(config: ml_collections.ConfigDict, batch: int, seed: int = 0
     ids, mask = tokenize(["a red circle moves left"] * batch, config.data.text_max_len)
     out.update(text_ids=np.asarray(ids, np.int32), text_mask=np.asarray(mask, bool))
     return out
-
-
-def _timed(fn: Callable, repeats: int, warmup: int = 1) -> list[float]:
-    for _ in range(warmup):
-        jax.block_until_ready(fn())
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - t0)
-    return times
 
 
 def _compile(jitted, *args) -> tuple[Any, float]:
@@ -135,7 +125,7 @@ def benchmark(config: ml_collections.ConfigDict, *, modes: Sequence[str] = MODES
         compiled, compile_s = _compile(jax.jit(forward), state.params, batch)
         out.update(forward_compile_s=round(compile_s, 3), **compiled_memory_prefixed(compiled, "forward"))
         if steps:
-            times = _timed(lambda: compiled(state.params, batch), steps, warmup)
+            times = timed(lambda: compiled(state.params, batch), steps, warmup)
             out.update(_rates(times, flops.forward_flops(model, b, clip, text_len), peak, "forward"))
 
     if "train" in modes:
@@ -158,7 +148,7 @@ def benchmark(config: ml_collections.ConfigDict, *, modes: Sequence[str] = MODES
         step_flops = flops.train_step_flops(model, b, clip, text_len)
         out.update(compile_s=round(compile_s, 3), **compiled_memory(compiled), train_step_flops=step_flops)
         if steps:  # steps=0: compile time, memory and FLOPs only
-            times = _timed(one, steps, warmup)
+            times = timed(one, steps, warmup)
             state = holder[0]
             out.update(**_rates(times, step_flops, peak, "train_step"),
                        tokens_per_s=round(b * out["tokens_per_clip"] / statistics.median(times), 1),
@@ -197,7 +187,7 @@ def _sample(config, graphdef, params, mesh, model, clip, text_len, peak, sample_
     t0 = time.perf_counter()
     scanned = gen.generate(prompts, num=num, steps=n_steps)
     first_s = time.perf_counter() - t0
-    times = _timed(lambda: gen.generate(prompts, num=num, steps=n_steps), repeats, warmup=0)
+    times = timed(lambda: gen.generate(prompts, num=num, steps=n_steps), repeats, warmup=0)
     run_flops = num * flops.sample_flops_per_clip(model, clip, sampler=sampler, steps=n_steps,
                                                   guidance_variants=variants, text_len=text_len)
     out = {"sample_num": num, "sample_steps": n_steps, "sampler": sampler, "guidance_variants": variants,
@@ -243,7 +233,7 @@ def _python_loop_euler(gen, prompts, num: int, steps: int, repeats: int) -> tupl
         return x
 
     out = run()  # compiles the step
-    loop_times = _timed(run, repeats, warmup=0)
+    loop_times = timed(run, repeats, warmup=0)
     return statistics.median(loop_times), to_uint8(np.asarray(jax.device_get(out)))
 
 

@@ -26,6 +26,7 @@ from flax import nnx
 
 from vdm import conditioning, sharding
 from vdm.benchmark import synthetic_batch
+from vdm.timing import timed
 from vdm.train.state import create_state, make_optimizer, video_shape
 from vdm.train.step import make_train_step
 
@@ -38,15 +39,6 @@ def _flops(compiled) -> float:
     if isinstance(cost, (list, tuple)):  # older jax: one dict per computation
         cost = cost[0]
     return float(cost.get("flops", float("nan")))
-
-
-def _median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def _given(gen, num: int) -> dict:
@@ -96,7 +88,7 @@ def sampling_cost(config: ml_collections.ConfigDict, *, num: int = 4, repeats: i
     t0 = time.perf_counter()
     run()  # compiles
     first = time.perf_counter() - t0
-    sample_s = _median_time(run, repeats)
+    sample_s = statistics.median(timed(run, repeats, warmup=0))
     guided = ",".join(n for n in names if scales[n] != 1.0)
     return {
         "conditions": ",".join(gen.names),

@@ -26,13 +26,14 @@ from __future__ import annotations
 import collections
 import math
 import statistics
-import time
 from typing import Any, Callable
 
 import jax
 import jax.extend.core  # noqa: F401 (ClosedJaxpr, Jaxpr)
 import jax.numpy as jnp
 import numpy as np
+
+from vdm.timing import timed
 
 DotKey = tuple  # (lhs shape, lhs dtype, rhs shape, rhs dtype, dimension_numbers, out dtype)
 
@@ -80,17 +81,6 @@ def _flops(key: DotKey) -> float:
             * free(lhs_shape, lhs_contract + lhs_batch) * free(rhs_shape, rhs_contract + rhs_batch))
 
 
-def _median_call_s(fn: Callable, args, repeats: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def swapped(key: DotKey) -> DotKey:
     """The same product with its operands swapped: its output is the transpose (batch axes
     first, then the other operand's free axes)."""
@@ -105,13 +95,14 @@ def time_dot(key: DotKey, repeats: int = 5) -> float:
     lhs = jnp.asarray(rng.standard_normal(lhs_shape), lhs_dtype)
     rhs = jnp.asarray(rng.standard_normal(rhs_shape), rhs_dtype)
     fn = jax.jit(lambda a, b: jax.lax.dot_general(a, b, dims, preferred_element_type=out_dtype))
-    return _median_call_s(fn, (lhs, rhs), repeats)
+    return statistics.median(timed(lambda: fn(lhs, rhs), repeats, warmup=2))
 
 
 def dispatch_s(repeats: int = 20) -> float:
     """Seconds a jitted call that does (almost) nothing takes: the per-call overhead."""
     x = jnp.zeros((8,), jnp.float32)
-    return _median_call_s(jax.jit(lambda a: a + 1), (x,), repeats)
+    step = jax.jit(lambda a: a + 1)
+    return statistics.median(timed(lambda: step(x), repeats, warmup=2))
 
 
 def dot_floor(fn: Callable, *args, repeats: int = 5, top: int = 10) -> dict[str, Any]:

@@ -12,7 +12,7 @@ VMEM (no [Lq, Lk] logits in HBM) with its own backward kernels. It wants
 temporal and cross-attention sequences of small models) to XLA's attention.
 
 On a mesh of several devices the kernel runs per shard under ``shard_map``: the first batch
-axis split over the batch mesh axes, heads over 'tensor', each sequence whole (a layout that
+axis and the heads split as the activation rules split them, each sequence whole (a layout that
 splits a sequence over 'sequence' gathers it at the call). Elsewhere than TPU the kernel
 runs in Pallas interpret mode: exact and slow, for tests.
 """
@@ -24,7 +24,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.experimental.pallas.ops.tpu import splash_attention as splash
-from jax.sharding import PartitionSpec as P
 
 from vdm import sharding
 
@@ -78,11 +77,6 @@ def _local(q: Array, k: Array, v: Array, mask: np.ndarray | None, interpret: boo
     return jnp.swapaxes(o, 1, 2).reshape(lead + (q_len, heads, head_dim))
 
 
-def _divides(dim: int, mesh, axes) -> bool:
-    axes = (axes,) if isinstance(axes, str) else axes
-    return dim % int(np.prod([mesh.shape[a] for a in axes])) == 0
-
-
 def splash_attention(q: Array, k: Array, v: Array, mask=None, *, interpret: bool | None = None) -> Array:
     """q [..., Lq, heads, hd], k/v [..., Lk, heads, hd] -> [..., Lq, heads, hd], scale
     1/sqrt(hd). mask: None or a static [Lq, Lk] boolean (True = may attend); see ``supports``.
@@ -99,7 +93,6 @@ def splash_attention(q: Array, k: Array, v: Array, mask=None, *, interpret: bool
     mesh = sharding.active_mesh()
     if mesh is None or mesh.size == 1:
         return run(q, k, v)
-    batch = sharding.BATCH_AXES if _divides(q.shape[0], mesh, sharding.BATCH_AXES) else None
-    heads = "tensor" if _divides(q.shape[-2], mesh, "tensor") else None
-    spec = P(batch, *([None] * (q.ndim - 4)), None, heads, None)
+    # the batch and heads as the activations are split (act_batch, act_heads); sequences whole
+    spec = sharding.logical_to_spec(("act_batch",) + (None,) * (q.ndim - 4) + (None, "act_heads", None))
     return jax.shard_map(run, mesh=mesh, in_specs=(spec, spec, spec), out_specs=spec, check_vma=False)(q, k, v)
