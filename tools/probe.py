@@ -5,6 +5,9 @@
 direction-swap loss gap per noise level ((loss with opposite direction words
 - loss with true captions) / loss with true captions; ~0 = the model ignores
 direction) and frame-reversal change (~0 = the model is symmetric in time).
+--given_first_frame: the swap gap again with each clip's true first frame given
+(models with the image condition), as first_frame_given/*: do the words still
+matter once the start is known?
 --restore: the restoration probe (vdm/evaluation/restoration.py): test clips noised
 to each t and denoised with their captions, scored (shape, identity, direction, colour);
 it shows from which noise level a quality is lost.
@@ -21,6 +24,8 @@ def main(argv=None):
     p.add_argument("--num", type=int, default=64, help="test clips")
     p.add_argument("--raw", action="store_true", help="raw weights instead of EMA")
     p.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
+    p.add_argument("--given_first_frame", action="store_true",
+                   help="also the swap loss with each clip's first frame given (image models)")
     p.add_argument("--restore", default="",
                    help="comma-separated noise levels in (0, 1] for the restoration probe (samples; slower)")
     args = p.parse_args(argv)
@@ -37,6 +42,13 @@ def main(argv=None):
     out = {"step": gen.step}
     if "text" in gen.names:
         out.update(probes.direction_swap_loss(gen.graphdef, gen.params, gen.config, num=args.num))
+        if args.given_first_frame:
+            try:
+                gaps = probes.direction_swap_loss(gen.graphdef, gen.params, gen.config, num=args.num,
+                                                  given_first_frame=True)
+            except ValueError as e:
+                p.error(str(e))
+            out.update({f"first_frame_given/{k}": v for k, v in gaps.items()})
     out["frame_reversal_change"] = probes.frame_reversal_change(gen.graphdef, gen.params, gen.config,
                                                                 num=args.num)
     if strengths:

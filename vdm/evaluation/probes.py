@@ -54,8 +54,14 @@ def _test_batch(config, num: int):
 
 
 def direction_swap_loss(graphdef, params, config, *, num: int = 64,
-                        times: Sequence[float] = (0.3, 0.6, 0.8, 0.95), seed: int = 0) -> dict[str, float]:
-    """Loss with true vs opposite-direction captions at each t (same noise for both)."""
+                        times: Sequence[float] = (0.3, 0.6, 0.8, 0.95), seed: int = 0,
+                        given_first_frame: bool = False) -> dict[str, float]:
+    """Loss with true vs opposite-direction captions at each t (same noise for both).
+
+    given_first_frame: the image condition holds each clip's true first frame, as in the i2v
+    task, and the loss is over the other frames. Where the object starts often tells which
+    way it can go, so this asks whether the words still matter once the start is known.
+    """
     d = config.diffusion
     process = get_process(d.process)
     video, captions = _test_batch(config, num)
@@ -66,6 +72,11 @@ def direction_swap_loss(graphdef, params, config, *, num: int = 64,
     swap_ids, swap_mask = tokenize([opposite_caption(c) for c in captions], L)
 
     others = _dropped_others(config, x0.shape[0])
+    weight = jnp.ones(x0.shape[:2])  # [B, T]: the frames the loss is over
+    if given_first_frame:
+        first = _first_frame_given(config, x0)
+        others.update(first)
+        weight = 1.0 - first[conditioning.REGISTRY["image"].batch_keys[1]]
 
     @jax.jit
     def loss(params, x0, eps, ids, mask, t):
@@ -74,7 +85,8 @@ def direction_swap_loss(graphdef, params, config, *, num: int = 64,
         tb = tt.reshape(-1, 1, 1, 1, 1)
         x_t = process.alpha(tb) * x0 + process.sigma(tb) * eps
         out = model(x_t, tt, text_ids=ids, text_mask=mask, **others)
-        return jnp.mean((out - target(process, d.prediction, x0, eps, tt)) ** 2)
+        err = jnp.mean((out - target(process, d.prediction, x0, eps, tt)) ** 2, axis=(2, 3, 4))  # [B, T]
+        return jnp.sum(err * weight) / jnp.sum(weight)
 
     out = {}
     for t in times:
@@ -112,6 +124,17 @@ def _dropped_others(config, batch: int) -> dict:
         return {}
     zeros = conditioning.example_inputs(others, batch, config.data.text_max_len, video_shape(config))
     return conditioning.drop({k: jnp.asarray(v) for k, v in zeros.items()}, others)
+
+
+def _first_frame_given(config, x0: jax.Array) -> dict:
+    """The image condition's inputs holding each clip's first frame (x0 [B, T, H, W, C])."""
+    names = conditioning.enabled(config.conditions)
+    if "image" not in names:
+        raise ValueError(f"given_first_frame needs a model with the 'image' condition; this one "
+                         f"has {names or 'none'}")
+    video_key, mask_key = conditioning.REGISTRY["image"].batch_keys
+    mask = jnp.zeros(x0.shape[:2]).at[:, 0].set(1.0)  # [B, T]
+    return {video_key: x0 * mask[:, :, None, None, None], mask_key: mask}
 
 
 def _inputs(config) -> set[str]:
