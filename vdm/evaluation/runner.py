@@ -24,7 +24,7 @@ import ml_collections
 import numpy as np
 
 from vdm.data import moving_shapes, pipeline
-from vdm.evaluation import frechet, grounded, stability, tasks as eval_tasks
+from vdm.evaluation import frechet, grounded, stability, start_prior, tasks as eval_tasks
 
 TRUTH_KEYS = ("num_objects", "shape", "color", "size", "direction", "speed", "positions", "background",
               "edit_kind", "source_shape", "source_color", "source_positions", "source_background")
@@ -92,6 +92,21 @@ def shot_metrics(generator, config: ml_collections.ConfigDict, task: str, texts,
     return stability.identity_across_shots(videos, {k: v[:P] for k, v in truth.items()})
 
 
+def direction_chance(task: str, config: ml_collections.ConfigDict, truth: Mapping[str, np.ndarray],
+                     num_frames: int) -> dict[str, float]:
+    """The direction adherence a model reaches without reading the direction words, given what
+    the task gives it (t2v keeps grounded's 1 / 8): for i2v the first frame's posterior
+    (`start_prior`: without bounce, where an object starts limits where it can go); where the
+    given frames show the motion (two or more of them, or an edit's source clip), 1."""
+    if task == "i2v" and "positions" in truth:
+        scene = moving_shapes.CONFIGS[config.data.config].scene
+        return {"direction_chance": start_prior.direction_chance_given_start(truth, scene,
+                                                                             config.data.frame_stride)}
+    if task == "edit" or len(eval_tasks.known_positions(task, num_frames)) >= 2:
+        return {"direction_chance": 1.0}
+    return {}
+
+
 def eval_prompts(config: ml_collections.ConfigDict, num: int) -> tuple[list[str], dict[str, np.ndarray]]:
     """Texts and ground truth of the first ``num`` test clips (cropped to the model's frames)."""
     texts, truth, _ = eval_clips(config, num)
@@ -138,6 +153,7 @@ def evaluate(generator, config: ml_collections.ConfigDict, out_dir: str, *, step
         videos = generate_in_batches(generator, texts if use_text else None, clips, batch_size=bs, seed=seed,
                                      kwargs=lambda part: eval_tasks.generate_kwargs(task, part))
         scores = eval_tasks.task_metrics(task, videos, clips, truth)
+        scores.update(direction_chance(task, config, truth, videos.shape[1]))
         scores.update(stability.background_metrics(videos))
         drift = stability.drift_per_frame(videos, truth)
         scores.update(stability.drift_summary(drift))
