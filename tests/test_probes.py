@@ -13,6 +13,19 @@ from vdm.models.text import tokenize
 from vdm.train.state import create_state
 
 
+def _opened_model(tmp_path, *, image: bool):
+    """The smoke model (with the image condition or not) and its weights plus noise, so that
+    adaLN-Zero's gates are open and every input changes the output."""
+    config = shapes_t2v.get_config("smoke")
+    config.data.data_dir = str(tmp_path)
+    config.conditions.image.enabled = image
+    moving_shapes.build(config.data.config, config.data.data_dir)
+    mesh = sharding.make_mesh({"data": -1}, devices=jax.devices()[:1])
+    graphdef, state, _ = create_state(config, mesh)
+    params = jax.tree.map(lambda x: x + 0.05 * jax.random.normal(jax.random.key(1), x.shape), state.params)
+    return config, graphdef, params
+
+
 def test_opposite_caption_swaps_every_direction_word():
     assert probes.opposite_caption("a red circle moves up-left") == "a red circle moves down-right"
     assert probes.opposite_caption("a small blue square moves right quickly and a green triangle moves down") \
@@ -39,13 +52,7 @@ def test_probes_on_a_model_that_reads_direction(tmp_path):
 def test_probes_give_other_conditions_as_dropped(tmp_path):
     # A model with an image condition too: the probes ask about text and frames alone, so the
     # image enters as its null input (it used to be missing: the model refused the call).
-    config = shapes_t2v.get_config("smoke")
-    config.data.data_dir = str(tmp_path)
-    config.conditions.image.enabled = True
-    moving_shapes.build(config.data.config, config.data.data_dir)
-    mesh = sharding.make_mesh({"data": -1}, devices=jax.devices()[:1])
-    graphdef, state, _ = create_state(config, mesh)
-    params = jax.tree.map(lambda x: x + 0.05 * jax.random.normal(jax.random.key(1), x.shape), state.params)
+    config, graphdef, params = _opened_model(tmp_path, image=True)
     gaps = probes.direction_swap_loss(graphdef, params, config, num=4, times=(0.5,))
     assert gaps["loss_true@0.5"] != gaps["loss_swapped@0.5"]
     assert probes.frame_reversal_change(graphdef, params, config, num=4) > 1e-3
@@ -54,13 +61,7 @@ def test_probes_give_other_conditions_as_dropped(tmp_path):
 def test_swap_loss_given_the_first_frame_is_over_the_other_frames(tmp_path):
     # The image condition holds each clip's first frame and the loss skips that frame: the
     # probe's figure equals a direct masked computation of the same loss.
-    config = shapes_t2v.get_config("smoke")
-    config.data.data_dir = str(tmp_path)
-    config.conditions.image.enabled = True
-    moving_shapes.build(config.data.config, config.data.data_dir)
-    mesh = sharding.make_mesh({"data": -1}, devices=jax.devices()[:1])
-    graphdef, state, _ = create_state(config, mesh)
-    params = jax.tree.map(lambda x: x + 0.05 * jax.random.normal(jax.random.key(1), x.shape), state.params)
+    config, graphdef, params = _opened_model(tmp_path, image=True)
     gaps = probes.direction_swap_loss(graphdef, params, config, num=4, times=(0.5,), given_first_frame=True)
     plain = probes.direction_swap_loss(graphdef, params, config, num=4, times=(0.5,))
     assert gaps["loss_true@0.5"] != plain["loss_true@0.5"]
@@ -81,10 +82,6 @@ def test_swap_loss_given_the_first_frame_is_over_the_other_frames(tmp_path):
 
 
 def test_swap_loss_given_the_first_frame_needs_the_image_condition(tmp_path):
-    config = shapes_t2v.get_config("smoke")  # text only
-    config.data.data_dir = str(tmp_path)
-    moving_shapes.build(config.data.config, config.data.data_dir)
-    mesh = sharding.make_mesh({"data": -1}, devices=jax.devices()[:1])
-    graphdef, state, _ = create_state(config, mesh)
+    config, graphdef, params = _opened_model(tmp_path, image=False)
     with pytest.raises(ValueError, match="'image' condition"):
-        probes.direction_swap_loss(graphdef, state.params, config, num=4, times=(0.5,), given_first_frame=True)
+        probes.direction_swap_loss(graphdef, params, config, num=4, times=(0.5,), given_first_frame=True)
