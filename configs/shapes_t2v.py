@@ -28,7 +28,10 @@ def get_config(arg=None):
     # steps) text-only samples went from direction 0.11 (trained on text alone) to 1.00. At this
     # scale it is not enough by 4000 steps: direction from text 0.08 at 2000, 0.06 at 4000;
     # given the first frame 0.42 and 0.34, below the 0.51 the start alone gives; the probe finds
-    # the direction words unread through 6000 steps (experiments/benchmark_scale).
+    # the direction words unread through 6000 steps (experiments/benchmark_scale). At the
+    # quickstart scale a factorized layout alone, or batch 8 alone, blocks direction
+    # (experiments/direction_blockers): `model.layout=joint` at batch >= 32 is the run to make
+    # where compute allows (joint attention over 1024 tokens is slow on a CPU).
     # `--config.conditions.image.enabled=False` is the text-only run.
     c.conditions.image.enabled = True
     c.conditions.image.clean = True
