@@ -26,3 +26,21 @@ SWEEPS = [
           points=[{"train.batch_size": 8, "train.num_steps": 4000}],
           fixed=RECIPE, metrics=METRICS),
 ]
+
+# Cluster scale: the same questions on the benchmark clips (configs/shapes_t2v.py: 32x32, 16
+# frames, the clean first frame co-trained), over the same 640k clips per run.
+_CLUSTER_FIXED = {"eval.tasks": "t2v,i2v", "eval.num_samples": 256, "train.ckpt_every": 2000}
+CLUSTER = [
+    Sweep(name="layout", base="configs/shapes_t2v.py",
+          points=[{"model.layout": v} for v in ("joint", "sequential", "interleaved")],
+          fixed={**_CLUSTER_FIXED, "train.batch_size": 64, "train.num_steps": 10000},
+          metrics=METRICS,
+          plots=[Plot(x="model.layout", kind="bar",
+                      y=["direction_adherence", "i2v/direction_adherence", "shape_adherence", "final_loss"])]),
+    Sweep(name="batch", base="configs/shapes_t2v.py",
+          points=[{"train.batch_size": b, "train.num_steps": 640_000 // b} for b in (16, 64, 256)],
+          fixed={**_CLUSTER_FIXED, "model.layout": "joint"},
+          metrics=METRICS,
+          plots=[Plot(x="train.batch_size", logx=True,
+                      y=["direction_adherence", "i2v/direction_adherence", "shape_adherence", "final_loss"])]),
+]
