@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from vdm.data import moving_shapes
-from vdm.data.shapes_render import DIRECTION_NAMES, SHAPES, _sample_objects, _sprite_centroid
+from vdm.data.shapes_render import DIRECTION_NAMES, _sample_objects, sprite_centroid
 from vdm.evaluation import start_prior
 from vdm.evaluation.runner import direction_chance
 
@@ -26,7 +26,7 @@ def _empirical_chance(scene, n: int, seed: int = 0) -> float:
 
 def _truth(scene, n: int, seed: int = 1) -> dict:
     o = _sample_objects(np.random.default_rng(seed), scene, n)
-    centroid = np.stack([_sprite_centroid(SHAPES[s], z) for s, z in zip(o["shape"], o["size"])])  # [n, 2]
+    centroid = np.stack([sprite_centroid(int(s), z) for s, z in zip(o["shape"], o["size"])])  # [n, 2]
     return {"num_objects": np.ones(n, np.int64), "shape": o["shape"][:, None], "size": o["size"][:, None],
             "direction": o["direction"][:, None], "speed": o["speed"][:, None],
             "positions": (o["corners"] + centroid[:, None, :])[:, None]}  # [n, 1, T, 2]

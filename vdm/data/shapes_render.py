@@ -224,6 +224,15 @@ def _reflect(x: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return np.where(hi > 0, np.where(y > span, 2 * span - y, y), 0.0)
 
 
+def start_bounds(velocity: np.ndarray, size, params: SceneParams) -> tuple[np.ndarray, np.ndarray]:
+    """(lo, up) [..., 2]: the top-left corners (y, x) from which an object of ``size`` moving at
+    ``velocity`` [..., 2] px/frame stays inside the frame for the whole clip (no bounce)."""
+    hi = np.stack(np.broadcast_arrays(params.height - np.asarray(size), params.width - np.asarray(size)),
+                  -1).astype(np.float64)
+    disp = velocity * (params.num_frames - 1)
+    return -np.minimum(disp, 0.0), hi - np.maximum(disp, 0.0)
+
+
 def _sample_objects(rng: np.random.Generator, params: SceneParams, n: int) -> dict:
     """`n` candidate objects (shape, size, direction, speed and their integer sprite corners
     [n, T, 2]), drawn independently; without bounce each stays inside the frame."""
@@ -238,10 +247,9 @@ def _sample_objects(rng: np.random.Generator, params: SceneParams, n: int) -> di
     if params.bounce:
         start = u * hi
     else:
-        disp = velocity * (params.num_frames - 1)
-        lo_start = -np.minimum(disp, 0.0)
+        lo_start, up_start = start_bounds(velocity, size, params)
         # SceneParams validated that this interval is non-empty (max() only absorbs float slack).
-        start = lo_start + u * np.maximum(hi - np.maximum(disp, 0.0) - lo_start, 0.0)
+        start = lo_start + u * np.maximum(up_start - lo_start, 0.0)
     t = np.arange(params.num_frames, dtype=np.float64)[None, :, None]
     path = start[:, None, :] + t * velocity[:, None, :]  # [n, T, 2]
     if params.bounce:

@@ -19,7 +19,7 @@ from typing import Mapping
 
 import numpy as np
 
-from vdm.data.shapes_render import DIRECTION_NAMES, DIRECTION_VECTORS, SHAPES, SceneParams, _sprite_centroid
+from vdm.data.shapes_render import DIRECTION_NAMES, DIRECTION_VECTORS, SceneParams, sprite_centroid, start_bounds
 
 
 def _rounded_uniform_pmf(k: np.ndarray, lo: np.ndarray, up: np.ndarray) -> np.ndarray:
@@ -38,10 +38,7 @@ def start_posterior(corner: np.ndarray, size: int, speed: float, scene: ScenePar
     if scene.bounce:
         return np.full(len(scene.directions), 1.0 / len(scene.directions))
     vecs = DIRECTION_VECTORS[[DIRECTION_NAMES.index(d) for d in scene.directions]]  # [D, 2]
-    disp = speed * vecs * (scene.num_frames - 1)                                    # [D, 2]
-    hi = np.array([scene.height - size, scene.width - size], np.float64)
-    lo = -np.minimum(disp, 0.0)
-    up = hi - np.maximum(disp, 0.0)
+    lo, up = start_bounds(speed * vecs, size, scene)                                 # [D, 2] each
     lik = _rounded_uniform_pmf(np.asarray(corner, np.float64)[None], lo, up).prod(-1)  # [D]
     if lik.sum() <= 0:
         raise ValueError(f"no direction of {scene.directions} puts an object of size {size} at "
@@ -67,7 +64,7 @@ def direction_chance_given_start(truth: Mapping[str, np.ndarray], scene: ScenePa
     for i in range(num.shape[0]):
         for j in range(int(num[i])):
             s = int(size[i, j])
-            corner = np.floor(start[i, j] - _sprite_centroid(SHAPES[int(shape[i, j])], s) + 0.5)
+            corner = np.floor(start[i, j] - sprite_centroid(int(shape[i, j]), s) + 0.5)
             post = start_posterior(corner, s, float(speed[i, j]), scene)
             name = DIRECTION_NAMES[int(direction[i, j])]
             probs.append(post[scene.directions.index(name)] if name in scene.directions else 0.0)
