@@ -30,8 +30,11 @@ def get_config(arg=None):
     # given the first frame 0.42 and 0.34, below the 0.51 the start alone gives; the probe finds
     # the direction words unread through 6000 steps (experiments/benchmark_scale). At the
     # quickstart scale a factorized layout alone, or batch 8 alone, blocks direction
-    # (experiments/direction_blockers): `model.layout=joint` at batch >= 32 is the run to make
-    # where compute allows (joint attention over 1024 tokens is slow on a CPU).
+    # (experiments/direction_blockers). On these clips that is not enough: joint attention at
+    # batch 32 (at hidden 128 and 8 frames, 512 tokens, to fit this CPU) reads no direction
+    # through 1000 steps, nor with more noise (time shift 6 or 12) by 500 and 250
+    # (experiments/benchmark_joint). Its 64 tokens a frame look like the cause: the quickstart
+    # clips cut into 64 tokens a frame are not read by 500 steps either, where 16 are.
     # `--config.conditions.image.enabled=False` is the text-only run.
     c.conditions.image.enabled = True
     c.conditions.image.clean = True

@@ -25,6 +25,19 @@ SWEEPS = [
     Sweep(name="batch", base="configs/quickstart.py",
           points=[{"train.batch_size": 8, "train.num_steps": 4000}],
           fixed=RECIPE, metrics=METRICS),
+    # Is it the gradient noise of the small batch? Batch 8 with the learning rate scaled down by
+    # the square root (5e-4) and linearly (2.5e-4) of the batch ratio.
+    Sweep(name="batch8_lr", base="configs/quickstart.py",
+          points=[{"optim.lr": lr} for lr in (5e-4, 2.5e-4)],
+          fixed={**RECIPE, "train.batch_size": 8, "train.num_steps": 4000},
+          metrics=METRICS),
+    # The quickstart clips in the benchmark pilot's token count: patches of 2x2 px give 64 tokens
+    # a frame, 512 a clip (experiments/benchmark_joint reads no direction on the 32x32 clips at
+    # 512 tokens). Tells whether the tokens or the clips keep the words unread there.
+    Sweep(name="tokens", base="configs/quickstart.py",
+          points=[{"model.patch_size": (1, 2, 2)}],
+          fixed={**RECIPE, "train.num_steps": 1000, "train.ckpt_every": 250, "train.keep_checkpoints": 10},
+          metrics=METRICS),
 ]
 
 # Cluster scale: the same questions on the benchmark clips (configs/shapes_t2v.py: 32x32, 16
