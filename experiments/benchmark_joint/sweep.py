@@ -36,3 +36,13 @@ SWEEPS = [Sweep(name="joint_b32", base="configs/shapes_t2v.py",
                 fixed={**RECIPE, "train.num_steps": 1500, "train.ckpt_every": 250,
                        "train.keep_checkpoints": 10},
                 metrics=METRICS)]
+
+# Cluster scale: the benchmark recipe's width (hidden 256) with joint attention at batch 64 over
+# 640k clips, in 4x4 patches (64 tokens a frame) and in 8x8 patches (16, as at the quickstart
+# scale) with a pixel head to keep the detail the coarse patches lose.
+CLUSTER = [Sweep(name="tokens", base="configs/shapes_t2v.py",
+                 points=[{"model.patch_size": (1, 4, 4)},
+                         {"model.patch_size": (1, 8, 8), "model.out_conv": 16}],
+                 fixed={"model.layout": "joint", "train.batch_size": 64, "train.num_steps": 10000,
+                        "train.ckpt_every": 2000, "eval.num_samples": 256},
+                 metrics=METRICS)]
