@@ -24,17 +24,10 @@ def get_config(arg=None):
     c.model.cross_attention = False  # structured captions: pooled text via per-frame adaLN
     # Co-train with the clean first frame given (dropped in 10% of the batch): knowing where the
     # object starts, the loss depends on the direction words, and the text -> motion mapping
-    # learned there carries over to text alone. At quickstart scale (16x16, 8 frames, 2000
-    # steps) text-only samples went from direction 0.11 (trained on text alone) to 1.00. At this
-    # scale it is not enough by 4000 steps: direction from text 0.08 at 2000, 0.06 at 4000;
-    # given the first frame 0.42 and 0.34, below the 0.51 the start alone gives; the probe finds
-    # the direction words unread through 6000 steps (experiments/benchmark_scale). At the
-    # quickstart scale a factorized layout alone, or batch 8 alone, blocks direction
-    # (experiments/direction_blockers). On these clips that is not enough: joint attention at
-    # batch 32 (at hidden 128 and 8 frames, 512 tokens, to fit this CPU) reads no direction
-    # through 1000 steps, nor with more noise (time shift 6 or 12) by 500 and 250
-    # (experiments/benchmark_joint). Its 64 tokens a frame look like the cause: the quickstart
-    # clips cut into 64 tokens a frame are not read by 500 steps either, where 16 are.
+    # learned there carries over to text alone (quickstart scale: direction from text 0.11 ->
+    # 1.00). At this scale the words stay unread: direction from text 0.08 at 2000 steps, 0.06 at
+    # 4000 (experiments/benchmark_scale). Joint attention at batch 32 does not read them either,
+    # and 64 tokens a frame look like why (experiments/direction_blockers, benchmark_joint).
     # `--config.conditions.image.enabled=False` is the text-only run.
     c.conditions.image.enabled = True
     c.conditions.image.clean = True

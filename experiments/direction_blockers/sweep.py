@@ -2,9 +2,10 @@
 joint attention, batch 32) co-training with the clean first frame teaches direction from text by
 1000 steps; at the benchmark scale (32x32, 16 frames, sequential attention, batch 8) the words are
 not read through 6000 steps (experiments/benchmark_scale). Here the quickstart-scale recipe with
-one of those differences at a time, at the same number of clips seen (32k): the layout
-(sequential, STDiT-style; interleaved, Latte-style) and the batch (8, for 4000 steps). Scored from text (t2v) and given the
-first frame (i2v, whose direction_chance is what the start alone gives).
+one difference at a time: the layout (sequential, STDiT-style; interleaved, Latte-style) and the
+batch (8, for 4000 steps; and at a lower learning rate), over the same 32k clips; and the tokens
+a frame (64, as the benchmark clips have). Scored from text (t2v) and given the first frame
+(i2v, whose direction_chance is what the start alone gives).
 """
 from vdm.sweep import Plot, Sweep
 

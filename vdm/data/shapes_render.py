@@ -224,13 +224,17 @@ def _reflect(x: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return np.where(hi > 0, np.where(y > span, 2 * span - y, y), 0.0)
 
 
+def _max_corner(size, params: SceneParams) -> np.ndarray:
+    """[..., 2] the largest top-left corner (y, x) that keeps an object of ``size`` in the frame."""
+    size = np.asarray(size)
+    return np.stack(np.broadcast_arrays(params.height - size, params.width - size), -1).astype(np.float64)
+
+
 def start_bounds(velocity: np.ndarray, size, params: SceneParams) -> tuple[np.ndarray, np.ndarray]:
     """(lo, up) [..., 2]: the top-left corners (y, x) from which an object of ``size`` moving at
     ``velocity`` [..., 2] px/frame stays inside the frame for the whole clip (no bounce)."""
-    hi = np.stack(np.broadcast_arrays(params.height - np.asarray(size), params.width - np.asarray(size)),
-                  -1).astype(np.float64)
     disp = velocity * (params.num_frames - 1)
-    return -np.minimum(disp, 0.0), hi - np.maximum(disp, 0.0)
+    return -np.minimum(disp, 0.0), _max_corner(size, params) - np.maximum(disp, 0.0)
 
 
 def _sample_objects(rng: np.random.Generator, params: SceneParams, n: int) -> dict:
@@ -242,7 +246,7 @@ def _sample_objects(rng: np.random.Generator, params: SceneParams, n: int) -> di
     direction = np.array([DIRECTION_NAMES.index(d) for d in pick(params.directions)], np.int64)
     speed = pick(params.speeds).astype(np.float64)
     velocity = speed[:, None] * DIRECTION_VECTORS[direction]  # [n, 2]
-    hi = np.stack([params.height - size, params.width - size], -1).astype(np.float64)  # [n, 2]
+    hi = _max_corner(size, params)  # [n, 2]
     u = rng.uniform(0.0, 1.0, size=(n, 2))
     if params.bounce:
         start = u * hi
