@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,6 +15,8 @@ from vdm.diffusion import get_process, target
 from vdm.evaluation import probes
 from vdm.models.text import tokenize
 from vdm.train.state import create_state
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _opened_model(tmp_path, *, image: bool):
@@ -85,3 +91,18 @@ def test_swap_loss_given_the_first_frame_needs_the_image_condition(tmp_path):
     config, graphdef, params = _opened_model(tmp_path, image=False)
     with pytest.raises(ValueError, match="'image' condition"):
         probes.direction_swap_loss(graphdef, params, config, num=4, times=(0.5,), given_first_frame=True)
+
+
+def test_swap_loss_at_pure_noise_still_sees_the_caption(tmp_path):
+    # t = 1: the input is all noise, so only the caption (and frame index) can shape the output.
+    config, graphdef, params = _opened_model(tmp_path, image=False)
+    gaps = probes.direction_swap_loss(graphdef, params, config, num=4, times=(1.0,))
+    assert np.isfinite(gaps["loss_true@1.0"]) and gaps["loss_true@1.0"] != gaps["loss_swapped@1.0"]
+
+
+@pytest.mark.parametrize("times", ["1.5", "0.5,x", ","])
+def test_probe_tool_names_bad_noise_levels(times, tmp_path):
+    # Refused before any checkpoint is looked for (the workdir does not exist).
+    run = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "probe.py"), "--workdir",
+                          str(tmp_path / "none"), "--times", times], capture_output=True, text=True)
+    assert run.returncode == 2 and "--times" in run.stderr, run.stderr

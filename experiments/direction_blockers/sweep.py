@@ -39,6 +39,22 @@ SWEEPS = [
           points=[{"model.patch_size": (1, 2, 2)}],
           fixed={**RECIPE, "train.num_steps": 1000, "train.ckpt_every": 250, "train.keep_checkpoints": 10},
           metrics=METRICS),
+    # The benchmark recipe's width (hidden 256 in 8 heads of 32, as head dim stays) on the
+    # quickstart clips. On the 32x32 clips in 8x8 patches (16 tokens a frame, 4x4 a frame as
+    # here) hidden 256 reads no direction (experiments/benchmark_joint, patch8_wide): is it the
+    # width or the clips?
+    Sweep(name="width", base="configs/quickstart.py",
+          points=[{"model.hidden": 256, "model.num_heads": 8}],
+          fixed={**RECIPE, "train.num_steps": 1000, "train.ckpt_every": 250, "train.keep_checkpoints": 10},
+          metrics=METRICS),
+    # The quickstart scene at 32x32 (objects, speed and patches all twice the size: 4x4 tokens a
+    # frame as above), at width's hidden 256: is it the resolution that keeps the words unread
+    # on t2v_32, or its other factors (sizes, speeds, 16 frames, longer captions)?
+    Sweep(name="resolution", base="configs/quickstart.py",
+          points=[{"data.config": "quickstart_32", "model.patch_size": (1, 8, 8)}],
+          fixed={**RECIPE, "model.hidden": 256, "model.num_heads": 8, "train.num_steps": 1000,
+                 "train.ckpt_every": 250, "train.keep_checkpoints": 10},
+          metrics=METRICS),
 ]
 
 # Cluster scale: the same questions on the benchmark clips (configs/shapes_t2v.py: 32x32, 16
