@@ -15,7 +15,7 @@ METRICS = ["direction_adherence", "i2v/direction_adherence", "i2v/direction_chan
            "color_adherence", "identity_consistency", "speed_error", "i2v/anchor_kept", "final_loss",
            "train_step_s"]
 
-RECIPE = {"model.layout": "joint", "model.hidden": 128, "model.num_heads": 4,
+RECIPE = {"model.layout": "joint", "model.patch_size": (1, 4, 4), "model.hidden": 128, "model.num_heads": 4,
           "data.num_frames": 8, "data.frame_stride": 2, "data.text_max_len": 56,
           "train.batch_size": 32, "train.ckpt_every": 500, "train.log_every": 50}
 

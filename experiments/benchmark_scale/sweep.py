@@ -5,16 +5,18 @@ recipe on `configs/shapes_t2v.py` (32x32 x 16 frames, 3 sizes, 2 speeds): frames
 tubelets (patch (1, 4, 4), 1024 tokens a clip) so that the clean first frame is clean, at the
 length a 2-core CPU affords in about 1.5 h (2000 steps at batch 8, ~2.2 s/step), the
 length at which the quickstart-scale model had learnt direction. Scored on text alone (t2v)
-and given the first frame (i2v). The recipe is now `configs/shapes_t2v.py`'s default; RECIPE
-still names it so that the sweep reruns the same run if the default moves on.
+and given the first frame (i2v). The recipe was `configs/shapes_t2v.py`'s default until 8x8
+patches with joint attention at batch 32 read the direction words (experiments/benchmark_joint);
+RECIPE pins it so that the sweep reruns the same run.
 """
+from configs.shapes_t2v import SEQUENTIAL_RECIPE
 from vdm.sweep import Sweep
 
 METRICS = ["shape_adherence", "identity_consistency", "direction_adherence", "speed_error",
            "max_step", "i2v/anchor_kept", "i2v/direction_adherence", "i2v/identity_consistency",
            "final_loss", "train_gflop_per_step", "train_step_s"]
 
-RECIPE = {"model.hidden": 256, "model.num_heads": 8, "model.patch_size": (1, 4, 4),
+RECIPE = {**SEQUENTIAL_RECIPE, "model.hidden": 256, "model.num_heads": 8, "model.patch_size": (1, 4, 4),
           "conditions.image.clean": True, "train.ckpt_every": 500, "train.log_every": 50,
           "eval.tasks": "t2v,i2v"}
 

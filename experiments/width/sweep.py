@@ -30,8 +30,9 @@ SWEEPS = [Sweep(name="width", base="configs/quickstart.py", points=POINTS,
                                                    "identity_consistency", "i2v/anchor_kept",
                                                    "i2v/identity_consistency", "final_loss"])])]
 
-# Cluster scale: the benchmark data (32x32, 16 frames), frames as their own tubelets so that
-# the clean first frame is clean, trained for longer.
+# Cluster scale: the benchmark clips as configs/shapes_t2v.py sees them (32x32, 8 of the 16
+# frames, joint attention), in 4x4 patches (1024 tokens a clip) as these runs first asked,
+# trained for longer.
 CLUSTER = [Sweep(name="width", base="configs/shapes_t2v.py",
                  points=[{"model.hidden": h, "model.num_heads": h // 64} for h in (256, 512, 768, 1024)],
                  fixed={"model.patch_size": (1, 4, 4), "conditions.image.clean": True,

@@ -180,16 +180,6 @@ CONFIGS: dict[str, MovingShapesConfig] = {
             edit=True,
         ),
         MovingShapesConfig(
-            name="quickstart_32",
-            description="The quickstart scene at twice the resolution: 32x32, 8 frames, one "
-            "10-12 px object at 2 px/frame in 8 directions, no bounce, black background; "
-            "captions name colour, shape and direction. Tells what of t2v_32 is harder than "
-            "the quickstart: its resolution or its other factors.",
-            scene=SceneParams(num_frames=8, height=32, width=32, sizes=(10, 12), speeds=(2.0,)),
-            num_train=4096,
-            num_test=256,
-        ),
-        MovingShapesConfig(
             name="long_16",
             description="The quickstart scene at length: 16x16, 64 frames, one 5-6 px object at "
             "1 px/frame in 8 directions, bouncing off the walls, black background; captions name "
