@@ -1,4 +1,4 @@
-"""The moving-shapes text-to-video benchmark run (about an hour on a 2-core CPU).
+"""The moving-shapes text-to-video benchmark run (about 50 minutes on a 2-core CPU).
 
 ``:smoke`` is the same pipeline at test size.
 """
@@ -40,7 +40,9 @@ def get_config(arg=None):
     c.conditions.image.dropout = 0.1
     c.eval.tasks = "t2v,i2v"  # scored from text alone and given the first frame
     c.train.batch_size = 32
-    c.train.num_steps = 2500  # about 50 min here (1.1 s a step)
+    # About 50 min here (1.1 s a step): direction from text 1.00, colour 1.00, speed error 0.23
+    # px a frame, shape 0.62 (squares come out round), identity 0.22 (README).
+    c.train.num_steps = 2500
     c.train.ckpt_every = 500
     c.train.log_every = 50
     if a.smoke:
