@@ -8,8 +8,8 @@ direction) and frame-reversal change (~0 = the model is symmetric in time).
 --given_first_frame: the swap gap again with each clip's true first frame given
 (models with the image condition), as first_frame_given/*: do the words still
 matter once the start is known?
---times: the noise levels of the swap gap (default 0.3,0.6,0.8,0.95); at higher
-resolution the object stays visible to higher t, so the words may matter only near t = 1.
+--times: the noise levels of the swap gap (default 0.3,0.6,0.8,0.95), up to t = 1,
+where the input is all noise and only the conditions can shape the output.
 --restore: the restoration probe (vdm/evaluation/restoration.py): test clips noised
 to each t and denoised with their captions, scored (shape, identity, direction, colour);
 it shows from which noise level a quality is lost.
