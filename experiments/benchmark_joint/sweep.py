@@ -3,7 +3,7 @@
 At the quickstart scale only joint attention at batch 32 reads the direction words
 (experiments/direction_blockers); at the benchmark recipe's size (hidden 256, 1024 tokens a clip)
 that is 16 s a step here (`tools/benchmark.py --config configs/shapes_t2v.py
---config.model.layout=joint --config.train.batch_size=32`). Here it is made affordable the way
+--config.model.patch_size=1,4,4 --config.data.num_frames=16 --config.data.frame_stride=1`). Here it is made affordable the way
 the quickstart is: hidden 128 in 4 heads, and the 16 stored frames seen as 8 at stride 2 (the
 whole trajectory, 2 or 2.8 px a frame), so 512 tokens a clip: 2.2 s a step at batch 32. The clean
 first frame co-trained as in the benchmark recipe; captions up to 56 bytes (t2v_32's longest

@@ -16,7 +16,7 @@ METRICS = ["shape_adherence", "identity_consistency", "direction_adherence", "sp
            "max_step", "i2v/anchor_kept", "i2v/direction_adherence", "i2v/identity_consistency",
            "final_loss", "train_gflop_per_step", "train_step_s"]
 
-RECIPE = {**SEQUENTIAL_RECIPE, "model.hidden": 256, "model.num_heads": 8, "model.patch_size": (1, 4, 4),
+RECIPE = {**SEQUENTIAL_RECIPE, "model.hidden": 256, "model.num_heads": 8,
           "conditions.image.clean": True, "train.ckpt_every": 500, "train.log_every": 50,
           "eval.tasks": "t2v,i2v"}
 
