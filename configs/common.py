@@ -91,7 +91,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.diffusion.time_std = 1.0
     c.diffusion.time_shift = 3.0  # toward high noise, where layout and motion are decided
     c.diffusion.time_uniform_mix = 0.0  # fraction of t drawn U(0, 1) instead (low-noise coverage)
-    c.diffusion.weighting = "none"
+    c.diffusion.weighting = "none"  # none | min_snr | velocity (the implied velocity's error)
 
     c.optim = ml_collections.ConfigDict()
     c.optim.lr = 1e-3

@@ -7,7 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vdm.diffusion.losses import PREDICTIONS, diffusion_loss, loss_weight, target, to_x0_eps
+from vdm.diffusion.losses import (PREDICTIONS, VELOCITY_WEIGHT_T_FLOOR, WEIGHTINGS, diffusion_loss,
+                                 loss_weight, target, to_x0_eps)
 from vdm.diffusion.schedules import RectifiedFlow, VPCosine
 
 PROCESSES = [RectifiedFlow(), VPCosine()]
@@ -88,7 +89,7 @@ def _oracle(process, prediction, x0):
 def test_perfect_model_has_zero_loss(case):
     process, prediction = case
     x0, _ = _data((8, 4, 3, 2))
-    for weighting in ["none", "min_snr"]:
+    for weighting in WEIGHTINGS:
         loss, aux = diffusion_loss(
             _oracle(process, prediction, x0), x0, jax.random.key(1),
             process=process, prediction=prediction, weighting=weighting,
@@ -136,6 +137,40 @@ def test_min_snr_weights_match_paper_closed_forms():
         np.asarray(t) ** 2 * np.minimum(snr_rf, 5.0), rtol=1e-5,
     )
     np.testing.assert_array_equal(loss_weight(rf, "flow", t, "none"), np.ones(49))
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_velocity_weighting_gives_the_implied_velocity_error(case):
+    # Reference: turn an arbitrary network output into the velocity it implies at x_t
+    # (via the (x0, eps) solve) and take its squared error against the true velocity.
+    process, prediction = case
+    shape = (6, 4, 3, 2)
+    x0, _ = _data(shape)
+    out = jax.random.normal(jax.random.key(7), shape)
+    t = jnp.array([0.05, 0.2, 0.4, 0.6, 0.8, 0.95])
+    eps = jax.random.normal(jax.random.key(8), shape)
+    loss, aux = diffusion_loss(lambda x, tt: out, x0, None, process=process, prediction=prediction,
+                               weighting="velocity", noise=(t, eps))
+    x_t = process.add_noise(x0, eps, t)
+    x0_hat, eps_hat = to_x0_eps(process, prediction, out, x_t, t)
+    v_hat = target(process, "flow", x0_hat, eps_hat, t)
+    v_true = target(process, "flow", x0, eps, t)
+    np.testing.assert_allclose(loss, jnp.mean(jnp.square(v_hat - v_true), axis=(1, 2, 3)), rtol=1e-4)
+
+
+def test_velocity_weighting_closed_forms_and_bound():
+    rf = RectifiedFlow()
+    t = jnp.linspace(0.1, 0.9, 9)
+    np.testing.assert_array_equal(loss_weight(rf, "flow", t, "velocity"), np.ones(9))
+    np.testing.assert_allclose(loss_weight(rf, "x0", t, "velocity"), 1 / np.asarray(t) ** 2, rtol=1e-5)
+    np.testing.assert_allclose(loss_weight(rf, "eps", t, "velocity"), 1 / (1 - np.asarray(t)) ** 2,
+                               rtol=1e-5)
+    # Near the singular ends the weight is that of the clipped time, finite.
+    floor = VELOCITY_WEIGHT_T_FLOOR
+    np.testing.assert_allclose(loss_weight(rf, "x0", jnp.array([1e-5, 0.0]), "velocity"),
+                               [floor**-2] * 2, rtol=1e-5)
+    np.testing.assert_allclose(loss_weight(rf, "eps", jnp.array([1.0 - 1e-5]), "velocity"),
+                               [floor**-2], rtol=1e-4)
 
 
 def test_weighted_loss_is_weight_times_mse():

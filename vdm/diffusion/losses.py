@@ -23,12 +23,16 @@ import jax.numpy as jnp
 from vdm.diffusion.schedules import Process, as_process, broadcast_like, sample_time
 
 PREDICTIONS = ("flow", "eps", "v", "x0")
-WEIGHTINGS = ("none", "min_snr")
+WEIGHTINGS = ("none", "min_snr", "velocity")
 
 # 'eps' divides by alpha, 'x0' by sigma; each is singular at one end of time
 # (eps at t = 1 for the flow process, x0 at t = 0). The floor keeps the result
 # finite there; the samplers never evaluate the model at t = 0.
 _MIN_DENOM = 1e-8
+
+# 'velocity' weighting evaluates its weight at t clipped to [floor, 1 - floor]: the x0 -> velocity
+# factor 1 / t^2 of an x0 prediction is unbounded at t -> 0 (JiT clips the same denominator).
+VELOCITY_WEIGHT_T_FLOOR = 0.05
 
 
 def check_prediction(prediction: str) -> None:
@@ -121,6 +125,11 @@ def loss_weight(
     with c from `_x0_error_scale`; it reproduces the paper's min(SNR, g) / SNR
     for eps and min(SNR, g) / (SNR + 1) for v on a VP process, and gives
     t^2 min(SNR, g) for flow prediction on RectifiedFlow.
+    'velocity': the squared error of the velocity d x_t / dt that the prediction implies at
+    fixed x_t, whatever the network predicts: c_flow(t) / c(t), so 1 for flow prediction and
+    1 / t^2 for x0 prediction on RectifiedFlow (Li & He 2025, "Back to Basics: Let Denoising
+    Generative Models Denoise": predict x0, regress the velocity). Evaluated at t clipped to
+    [VELOCITY_WEIGHT_T_FLOOR, 1 - VELOCITY_WEIGHT_T_FLOOR], which bounds it.
     """
     process = as_process(process)
     check_prediction(prediction)
@@ -129,6 +138,9 @@ def loss_weight(
         return jnp.ones_like(t)
     if weighting == "min_snr":
         return jnp.minimum(process.snr(t), gamma) / _x0_error_scale(process, prediction, t)
+    if weighting == "velocity":
+        t = jnp.clip(t, VELOCITY_WEIGHT_T_FLOOR, 1.0 - VELOCITY_WEIGHT_T_FLOOR)
+        return _x0_error_scale(process, "flow", t) / _x0_error_scale(process, prediction, t)
     raise ValueError(f"unknown loss weighting {weighting!r}; valid choices: {list(WEIGHTINGS)}")
 
 
