@@ -90,6 +90,16 @@ def test_noise_scores_low(real):
     assert m["identity_consistency"] < 0.05 and m["color_adherence_clip"] < 0.05
 
 
+def test_blank_clips_score_zero(real):
+    # A plain grey clip (what an untrained x0-predicting model samples) has no component of
+    # any palette colour: every adherence is 0, nothing raises.
+    config, videos, truth, _ = real
+    m = g.grounded_metrics(np.full_like(videos, 128), truth)
+    for key in ADHERENCE:
+        assert m[key] == 0.0, (config, key, m[key])
+    assert m["identity_lost/absent"] == 1.0
+
+
 def test_shuffled_frames_break_motion(real):
     config, videos, truth, m_real = real
     rng = np.random.default_rng(2)

@@ -172,6 +172,10 @@ def measure_objects(
     labels = label_components(classes)
 
     fg = labels >= 0
+    if not fg.any():  # blank clips (a plain grey frame): nothing of any palette colour
+        return {"count": np.zeros((N, T, J), np.int64), "area": np.zeros((N, T, J), np.int64),
+                "centroid": np.full((N, T, J, 2), np.nan), "extent": np.zeros((N, T, J), np.int64),
+                "shape": np.full((N, T, J), -1, np.int64), "strays": np.zeros((N, T), np.int64)}
     root = labels[fg]
     frame_of_pixel, ys, xs = np.nonzero(fg)
     ids, inv = np.unique(root, return_inverse=True)
