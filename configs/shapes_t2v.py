@@ -37,7 +37,8 @@ def get_config(arg=None):
     # Predict the clean clip, regress the velocity it implies (JiT). A velocity target holds all
     # of a patch's noise, which the network must carry through its stream; an x0 target is the
     # smooth clip, and the sampler takes the noise from x_t. At 2500 steps: shape 0.62 -> 0.75,
-    # square recall 0.04 -> 0.38, identity 0.22 -> 0.41, no speckle (experiments/prediction_target).
+    # square recall 0.04 -> 0.38, identity 0.22 -> 0.41, little speckle left
+    # (experiments/prediction_target).
     c.diffusion.prediction = "x0"
     c.diffusion.weighting = "velocity"
     # Co-train with the clean first frame given (dropped in 10% of the batch): knowing where the
