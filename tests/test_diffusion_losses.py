@@ -149,8 +149,8 @@ def test_velocity_weighting_gives_the_implied_velocity_error(case):
     out = jax.random.normal(jax.random.key(7), shape)
     t = jnp.array([0.05, 0.2, 0.4, 0.6, 0.8, 0.95])
     eps = jax.random.normal(jax.random.key(8), shape)
-    loss, aux = diffusion_loss(lambda x, tt: out, x0, None, process=process, prediction=prediction,
-                               weighting="velocity", noise=(t, eps))
+    loss, _ = diffusion_loss(lambda x, tt: out, x0, None, process=process, prediction=prediction,
+                             weighting="velocity", noise=(t, eps))
     x_t = process.add_noise(x0, eps, t)
     x0_hat, eps_hat = to_x0_eps(process, prediction, out, x_t, t)
     v_hat = target(process, "flow", x0_hat, eps_hat, t)

@@ -13,7 +13,7 @@ from vdm.train.state import create_state
 def generator(tmp_path_factory):
     config = shapes_t2v.get_config("smoke")
     # The tests below read an untrained model's zero output as zero velocity.
-    config.diffusion.prediction, config.diffusion.weighting = "flow", "none"
+    config.update_from_flattened_dict(shapes_t2v.FLOW_TARGET)
     config.data.data_dir = str(tmp_path_factory.mktemp("data"))
     moving_shapes.build(config.data.config, config.data.data_dir)
     mesh = sharding.make_mesh({"data": -1}, devices=jax.devices()[:1])

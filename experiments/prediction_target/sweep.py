@@ -11,16 +11,16 @@ METRICS = ["shape_adherence", "shape_recall/square", "shape_recall/circle", "sha
            "speed_error", "background_flicker", "i2v/shape_adherence", "i2v/anchor_kept",
            "i2v/identity_consistency", "final_loss"]
 
-SWEEPS = [Sweep(name="target", base="configs/shapes_t2v.py",
-                points=[FLOW_TARGET, {"diffusion.prediction": "x0", "diffusion.weighting": "velocity"}],
+TARGETS = [FLOW_TARGET, {"diffusion.prediction": "x0", "diffusion.weighting": "velocity"}]
+
+SWEEPS = [Sweep(name="target", base="configs/shapes_t2v.py", points=TARGETS,
                 metrics=METRICS,
                 plots=[Plot(x="diffusion.prediction", kind="bar",
                             y=["shape_adherence", "shape_recall/square", "identity_consistency",
                                "i2v/anchor_kept", "final_loss"])])]
 
 # Cluster scale: the same two targets over 640k clips (batch 64, 10000 steps), scored on 256.
-CLUSTER = [Sweep(name="target", base="configs/shapes_t2v.py",
-                 points=[FLOW_TARGET, {"diffusion.prediction": "x0", "diffusion.weighting": "velocity"}],
+CLUSTER = [Sweep(name="target", base="configs/shapes_t2v.py", points=TARGETS,
                  fixed={"train.batch_size": 64, "train.num_steps": 10000, "train.ckpt_every": 2000,
                         "eval.num_samples": 256},
                  metrics=METRICS, plots=[])]

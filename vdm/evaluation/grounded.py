@@ -172,10 +172,6 @@ def measure_objects(
     labels = label_components(classes)
 
     fg = labels >= 0
-    if not fg.any():  # blank clips (a plain grey frame): nothing of any palette colour
-        return {"count": np.zeros((N, T, J), np.int64), "area": np.zeros((N, T, J), np.int64),
-                "centroid": np.full((N, T, J, 2), np.nan), "extent": np.zeros((N, T, J), np.int64),
-                "shape": np.full((N, T, J), -1, np.int64), "strays": np.zeros((N, T), np.int64)}
     root = labels[fg]
     frame_of_pixel, ys, xs = np.nonzero(fg)
     ids, inv = np.unique(root, return_inverse=True)
@@ -206,7 +202,8 @@ def measure_objects(
     # The largest component per (frame, colour): sort by (frame, colour, area), keep the last.
     order = np.lexsort((area, comp_class, comp_frame))
     key = comp_frame[order] * K + comp_class[order]
-    last = np.r_[key[1:] != key[:-1], True]
+    last = np.ones(len(key), bool)  # empty when no frame has a component (blank clips)
+    last[:-1] = key[1:] != key[:-1]
     largest = np.full(N * T * K, -1, np.int64)
     largest[key[last]] = order[last]
     largest = largest.reshape(N * T, K)
@@ -221,15 +218,18 @@ def measure_objects(
     cnt = counts[frame_idx[:, :, None], col[:, None, :]]  # [N, T, J]
     comp = largest[frame_idx[:, :, None], col[:, None, :]]
     has = (comp >= 0) & (cnt > 0)
-    c = np.where(has, comp, 0)
+    # Where there is none, index one appended "absent" component (area 0, extent 0, shape -1):
+    # it exists even when no frame has any component.
+    c = np.where(has, comp, n_comp)
+    area = np.r_[area, 0]
     strays = np.where(prompted[:, None, :], 0, counts.reshape(N, T, K)).sum(-1)
-    centroid = np.stack([sum_y[c] / np.maximum(area[c], 1), sum_x[c] / np.maximum(area[c], 1)], -1)
+    centroid = np.stack([np.r_[sum_y, 0][c], np.r_[sum_x, 0][c]], -1) / np.maximum(area[c], 1)[..., None]
     return {
         "count": cnt,
-        "area": np.where(has, area[c], 0),
+        "area": area[c],
         "centroid": np.where(has[..., None], centroid, np.nan),
-        "extent": np.where(has, np.maximum(h[c], w[c]), 0),
-        "shape": np.where(has, comp_shape[c], -1),
+        "extent": np.r_[np.maximum(h, w), 0][c],
+        "shape": np.r_[comp_shape, -1][c],
         "strays": strays,
     }
 
