@@ -119,6 +119,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.sample.steps = 30
     c.sample.shift = 3.0
     c.sample.eta = 0.0
+    # Noise levels (lo, hi) where guidance applies; elsewhere the conditional prediction alone
+    # (conditioning.guided). (0, 1): everywhere.
+    c.sample.guidance_interval = (0.0, 1.0)
     c.sample.num = 8  # clips in the periodic sample grid
 
     c.eval = ml_collections.ConfigDict()

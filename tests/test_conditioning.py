@@ -64,6 +64,53 @@ def test_guidance_is_batched_cfg():
     assert calls == [4]  # cond and uncond in one call
 
 
+def test_guidance_interval_guides_only_inside_it():
+    calls = []
+
+    def model(x, t, **kw):
+        calls.append(x.shape[0])
+        return fake_model(x, t, **kw)
+
+    inputs = text_inputs(["a red circle", "a cat", "a blue square"])
+    x = jnp.zeros((3, 3))
+    t = jnp.array([0.1, 0.5, 0.9])  # below, at the edge of, inside [0.5, 1]
+    out = conditioning.guided(model, inputs, ["text"], {"text": 4.0}, interval=(0.5, 1.0))(x, t)
+    cond = fake_model(x, None, **inputs)
+    uncond = fake_model(x, None, **conditioning.drop(inputs, ["text"]))
+    want = np.where(np.array([False, True, True])[:, None], uncond + 4.0 * (cond - uncond), cond)
+    np.testing.assert_allclose(out, want, rtol=1e-6)
+    assert calls == [6]  # still one batched call
+    # A scale of 0 is the unconditional output inside; outside, the conditional one is
+    # still computed and used.
+    out = conditioning.guided(model, inputs, ["text"], {"text": 0.0}, interval=(0.5, 1.0))(x, t)
+    np.testing.assert_allclose(out, np.where(np.array([False, True, True])[:, None], uncond, cond), rtol=1e-6)
+
+
+def test_guidance_interval_nested_conditions():
+    """Two guided conditions: inside the interval the nested combination, outside the output
+    with both on."""
+    def model(x, t, *, text_ids, text_mask, image, image_mask):
+        return fake_model(x, t, text_ids=text_ids, text_mask=text_mask) + image.sum((1, 2, 3, 4))[:, None]
+
+    inputs = {**text_inputs(["a red circle", "a cat"]),
+              "image": jnp.array([1.0, 3.0]).reshape(2, 1, 1, 1, 1), "image_mask": jnp.ones((2, 1))}
+    x, t = jnp.zeros((2, 1)), jnp.array([0.2, 0.8])
+    names, scales = ["image", "text"], {"image": 2.0, "text": 3.0}
+    none = model(x, t, **conditioning.drop(inputs, names))
+    image = model(x, t, **conditioning.drop(inputs, ["text"]))
+    both = model(x, t, **inputs)
+    out = conditioning.guided(model, inputs, names, scales, interval=(0.5, 1.0))(x, t)
+    inside = none + 2.0 * (image - none) + 3.0 * (both - image)
+    assert not np.allclose(inside, both)
+    np.testing.assert_allclose(out, np.where(np.array([False, True])[:, None], inside, both), rtol=1e-6)
+
+
+@pytest.mark.parametrize("interval", [(0.5, 0.5), (0.6, 0.2), (-0.1, 1.0), (0.0, 1.5), (0.3,), "0.3"])
+def test_bad_guidance_interval_names_the_problem(interval):
+    with pytest.raises(ValueError, match="guidance interval"):
+        conditioning.check_interval(interval)
+
+
 def test_parse_guidance():
     d = {"text": 3.0}
     assert conditioning.parse_guidance(None, ["text"], d) == {"text": 3.0}

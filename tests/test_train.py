@@ -66,6 +66,21 @@ def test_sampling_same_seed_same_clip(trained):
     assert not np.array_equal(a, c2)
 
 
+def test_guidance_interval_in_sampling(trained):
+    """Guidance over every t is the default; an interval that holds no sampler time gives
+    the unguided clip (the same clip up to float rounding: it comes out of a batched call)."""
+    gen = Generator.from_workdir(trained)
+    prompt = ["a red circle moves left"]
+    default = gen.generate(prompt, num=2, seed=3, steps=3, guidance=3.0)
+    np.testing.assert_array_equal(default, gen.generate(prompt, num=2, seed=3, steps=3, guidance=3.0,
+                                                        guidance_interval=(0.0, 1.0)))
+    unguided = gen.generate(prompt, num=2, seed=3, steps=3, guidance=1.0).astype(int)
+    never = gen.generate(prompt, num=2, seed=3, steps=3, guidance=3.0, guidance_interval=(0.0, 1e-6))
+    assert np.abs(never - unguided).max() <= 1 and np.mean(never != unguided) < 0.01
+    with pytest.raises(ValueError, match="guidance interval"):
+        gen.generate(prompt, num=1, steps=2, guidance_interval=(0.7, 0.3))
+
+
 def test_sample_cli_writes_videos(trained, tmp_path, monkeypatch):
     import importlib.util
 
@@ -76,12 +91,14 @@ def test_sample_cli_writes_videos(trained, tmp_path, monkeypatch):
     spec.loader.exec_module(cli)
     out = str(tmp_path / "clips" / "red.mp4")
     assert cli.main(["--workdir", trained, "--prompt", "a red circle moves left",
-                     "--num", "2", "--steps", "2", "--guidance", "text=2", "--out", out]) == 0
+                     "--num", "2", "--steps", "2", "--guidance", "text=2", "--guidance_interval", "0.3,1",
+                     "--out", out]) == 0
     for ext in ("mp4", "gif", "png"):
         assert os.path.getsize(out[:-3] + ext) > 0
     # Bad input: a clear error and exit code 2, nothing written.
     assert cli.main(["--workdir", str(tmp_path / "nope")]) == 2
     assert cli.main(["--workdir", trained, "--guidance", "source=2", "--out", str(tmp_path / "x.mp4")]) == 2
+    assert cli.main(["--workdir", trained, "--guidance_interval", "0.3", "--out", str(tmp_path / "x.mp4")]) == 2
     assert not os.path.exists(tmp_path / "x.mp4")
 
 

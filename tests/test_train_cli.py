@@ -17,6 +17,8 @@ BAD_OVERRIDES = [
     (["--config.mesh.data=4", "--config.train.batch_size=6"],
      "train.batch_size=6 is not divisible by mesh data*fsdp=4"),
     (["--config.train.max_bad_steps=0"], "train.max_bad_steps=0 must be >= 1"),
+    (["--config.sample.guidance_interval=(0.6,0.2)"],
+     "sample.guidance_interval=(0.6, 0.2) must be (lo, hi) with 0 <= lo < hi <= 1"),
 ]
 
 

@@ -41,6 +41,8 @@ def main(argv=None) -> int:
                    help="let the model redraw the given frames instead of keeping them exactly")
     p.add_argument("--guidance", default=None,
                    help="a scale for all conditions, or per condition: text=4,source=1.5")
+    p.add_argument("--guidance_interval", default=None, metavar="LO,HI",
+                   help="guide only at noise levels t in [LO, HI] (default: the config's)")
     p.add_argument("--shift", type=float, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
@@ -65,8 +67,14 @@ def main(argv=None) -> int:
             conds["frames"] = condition_inputs.load_clip_prefix(args.frames, gen.video_shape)
         if args.source:
             conds["source"] = condition_inputs.load_source(args.source, gen.video_shape)
+        interval = None
+        if args.guidance_interval is not None:
+            interval = args.guidance_interval.split(",")
+            if len(interval) != 2:
+                raise ValueError(f"--guidance_interval takes LO,HI, got {args.guidance_interval!r}")
         videos = gen.generate(args.prompt, num=args.num, seed=args.seed, steps=args.steps,
-                              sampler=args.sampler, guidance=args.guidance, shift=args.shift,
+                              sampler=args.sampler, guidance=args.guidance, guidance_interval=interval,
+                              shift=args.shift,
                               strength=args.strength, clamp=not args.no_clamp, progress=True, **conds)
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -72,6 +72,14 @@ def _get(config: ml_collections.ConfigDict, key: str) -> Any:
     return node
 
 
+def _is_interval(value: Any) -> bool:
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        return False
+    return 0.0 <= lo < hi <= 1.0
+
+
 # (key, test, what the value must be). Only keys that exist are checked, so that configs
 # of other families need not define all of them.
 _RULES: list[tuple[str, Callable[[Any], bool], str]] = [
@@ -95,6 +103,7 @@ _RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("model.num_heads", lambda v: v >= 1, ">= 1"),
     ("sample.steps", lambda v: v >= 1, ">= 1"),
     ("sample.num", lambda v: v >= 1, ">= 1"),
+    ("sample.guidance_interval", lambda v: _is_interval(v), "(lo, hi) with 0 <= lo < hi <= 1"),
     ("eval.num_samples", lambda v: v >= 0, ">= 0"),
     ("eval.batch_size", lambda v: v >= 1, ">= 1"),
 ]

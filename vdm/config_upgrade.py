@@ -30,13 +30,14 @@ ADDED_FIELDS: dict[str, Any] = {
     "eval.frechet_features": "random_conv",
     "eval.shots": 0,
     "eval.tasks": "",
-    # model and training knobs, at the behaviour they replaced
+    # model, training and sampling knobs, at the behaviour they replaced
     "diffusion.time_uniform_mix": 0.0,
     "model.frame_cond_form": "mlp",
     "model.out_conv": 0,
     "model.remat": "none",
     "model.scan_layers": False,
     "model.text_pool": "mean",
+    "sample.guidance_interval": [0.0, 1.0],  # a list: the plain dict's form of a tuple
     "train.grad_accum_steps": 1,
     "train.max_bad_steps": 10,
     "train.peak_flops": 0.0,

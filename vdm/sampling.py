@@ -150,9 +150,9 @@ class Generator:
 
     # --- the compiled sampler -------------------------------------------------------
 
-    def _fn(self, num: int, steps: int, sampler: str, guided: tuple, scales: tuple, shift: float,
-            eta: float, strength: float, progress: bool):
-        key = (num, steps, sampler, guided, scales, shift, eta, strength, progress)
+    def _fn(self, num: int, steps: int, sampler: str, guided: tuple, scales: tuple, interval: tuple,
+            shift: float, eta: float, strength: float, progress: bool):
+        key = (num, steps, sampler, guided, scales, interval, shift, eta, strength, progress)
         if key in self._compiled:
             return self._compiled[key]
         d = self.config.diffusion
@@ -173,7 +173,7 @@ class Generator:
             # Drawn whole and then split over the batch axes: the same key gives the same
             # noise on any mesh (partitionable threefry draws each device's part locally).
             noise = jax.random.normal(k_noise, (num,) + self.video_shape, jnp.float32)
-            model_fn = conditioning.guided(apply, inputs, guided, scale_map)
+            model_fn = conditioning.guided(apply, inputs, guided, scale_map, interval)
             with sharding.use_mesh(self.mesh):
                 noise = sharding.constrain(noise, ("act_batch",) + (None,) * len(self.video_shape))
                 return run_sampler(model_fn, noise, process=process, prediction=d.prediction,
@@ -188,7 +188,8 @@ class Generator:
                  image=None, image_at: Sequence[int] = (0,), frames=None,
                  frames_at: Sequence[int] | None = None, source=None, strength: float = 1.0,
                  clamp: bool = True, steps: int | None = None, sampler: str | None = None,
-                 guidance: float | str | Mapping | None = None, shift: float | None = None,
+                 guidance: float | str | Mapping | None = None,
+                 guidance_interval: Sequence[float] | None = None, shift: float | None = None,
                  eta: float | None = None, progress: bool = False) -> np.ndarray:
         """Clips as uint8 [N, T, H, W, 3]. The same seed gives the same clips.
 
@@ -229,8 +230,10 @@ class Generator:
         else:
             defaults = {n: self.config.conditions[n].guidance for n in self.names}
             scales = conditioning.parse_guidance(guidance, self.names, defaults)
+        interval = conditioning.check_interval(s.guidance_interval if guidance_interval is None
+                                               else guidance_interval)
         fn, bar = self._fn(num, int(steps or s.steps), sampler or s.sampler, tuple(given),
-                           tuple(scales[n] for n in given), float(s.shift if shift is None else shift),
+                           tuple(scales[n] for n in given), interval, float(s.shift if shift is None else shift),
                            float(s.eta if eta is None else eta), strength, progress)
         bar.done = 0
         out = fn(self.params, inputs, known, init, jax.random.key(seed))
