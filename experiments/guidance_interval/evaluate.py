@@ -6,7 +6,7 @@ No training: each setting is an evaluation of a trained run's checkpoint
 `eval_<setting>/` folder and reused when it is there. Then `results.md` and
 `plot_interval.png` here are rewritten from those scores.
 
-    python experiments/guidance_interval/evaluate.py [--workdir RUN ...] [--step N]
+    python experiments/guidance_interval/evaluate.py [--workdir RUN --label NAME ...] [--step N]
 """
 import os
 import sys
@@ -64,6 +64,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--workdir", action="append", default=None, help="trained run(s); repeatable")
     p.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
+    p.add_argument("--label", action="append", default=None,
+                   help="a short name per --workdir, in order, for the table and plot (default: folder@step)")
     args = p.parse_args(argv)
 
     from vdm.plot import Panel, save_png
@@ -74,13 +76,17 @@ def main(argv=None):
              "| run | step | guidance | " + " | ".join(METRICS) + " |",
              "|" + "---|" * (len(METRICS) + 3)]
     series = {m: {} for m in PLOTTED}
-    for workdir in args.workdir or DEFAULT_RUNS:
+    workdirs = args.workdir or DEFAULT_RUNS
+    if args.label is not None and len(args.label) != len(workdirs):
+        p.error(f"{len(args.label)} --label for {len(workdirs)} --workdir")
+    for i, workdir in enumerate(workdirs):
         name = os.path.basename(os.path.normpath(workdir))
         for label, overrides in SETTINGS:
             step, res = scores(workdir, args.step, overrides)
-            lines.append(f"| `{name}` | {step} | {label} | " + " | ".join(_cell(res.get(m)) for m in METRICS) + " |")
+            run_label = args.label[i] if args.label else f"{name}@{step}"
+            lines.append(f"| {run_label} (`{workdir}`) | {step} | {label} | " + " | ".join(_cell(res.get(m)) for m in METRICS) + " |")
             for m in PLOTTED:
-                xs, ys = series[m].setdefault(f"{name}@{step}", ([], []))
+                xs, ys = series[m].setdefault(run_label, ([], []))
                 xs.append(label)
                 ys.append(float(res.get(m, float("nan"))))
     panels = [Panel(title=m, xlabel="text guidance", ylabel="", series=s, kind="bar") for m, s in series.items()]
