@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vdm import frame_masks
+from vdm.config_check import is_interval
 from vdm.diffusion import guidance_weights
 from vdm.models.text import tokenize
 
@@ -267,14 +268,12 @@ def guided(apply_fn: Callable[..., jax.Array], inputs: Inputs, names: Sequence[s
 
 
 def check_interval(interval: Sequence[float]) -> tuple[float, float]:
-    """(lo, hi) with 0 <= lo < hi <= 1, or a ValueError naming the problem."""
-    try:
-        lo, hi = (float(v) for v in interval)
-    except (TypeError, ValueError):
-        raise ValueError(f"a guidance interval is two noise levels (lo, hi), got {interval!r}") from None
-    if not 0.0 <= lo < hi <= 1.0:
-        raise ValueError(f"a guidance interval (lo, hi) needs 0 <= lo < hi <= 1, got ({lo}, {hi})")
-    return lo, hi
+    """(lo, hi) as floats, or a ValueError naming the problem."""
+    if not is_interval(interval):
+        raise ValueError(f"a guidance interval is two noise levels (lo, hi) with 0 <= lo < hi <= 1, "
+                         f"got {interval!r}")
+    lo, hi = interval
+    return float(lo), float(hi)
 
 
 ALIASES = {"source": "source_video"}  # short names accepted on command lines

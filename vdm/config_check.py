@@ -72,7 +72,8 @@ def _get(config: ml_collections.ConfigDict, key: str) -> Any:
     return node
 
 
-def _is_interval(value: Any) -> bool:
+def is_interval(value: Any) -> bool:
+    """(lo, hi) noise levels with 0 <= lo < hi <= 1 (a guidance interval)."""
     try:
         lo, hi = (float(v) for v in value)
     except (TypeError, ValueError):
@@ -103,7 +104,7 @@ _RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("model.num_heads", lambda v: v >= 1, ">= 1"),
     ("sample.steps", lambda v: v >= 1, ">= 1"),
     ("sample.num", lambda v: v >= 1, ">= 1"),
-    ("sample.guidance_interval", lambda v: _is_interval(v), "(lo, hi) with 0 <= lo < hi <= 1"),
+    ("sample.guidance_interval", is_interval, "(lo, hi) with 0 <= lo < hi <= 1"),
     ("eval.num_samples", lambda v: v >= 0, ">= 0"),
     ("eval.batch_size", lambda v: v >= 1, ">= 1"),
 ]

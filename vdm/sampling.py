@@ -199,6 +199,8 @@ class Generator:
         noised to t = strength; works with any checkpoint). clamp: the given frames are
         reproduced exactly (replacement at every step); otherwise they only condition,
         except for a condition trained ``clean``, whose frames are the sample's frames there.
+        guidance_interval: (lo, hi), guide only at noise levels lo <= t <= hi (default: the
+        config's ``sample.guidance_interval``).
         """
         s = self.config.sample
         num = num or (len(prompts) if prompts else s.num)
