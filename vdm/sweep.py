@@ -321,7 +321,7 @@ def final_metrics(run: Run) -> dict[str, Any] | None:
     return out
 
 
-def _cell(v: Any) -> str:
+def format_cell(v: Any) -> str:
     if v is None:
         return ""
     if isinstance(v, float):
@@ -329,7 +329,7 @@ def _cell(v: Any) -> str:
             return "nan"
         return f"{v:.3e}" if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-3) else f"{v:.4g}"
     if isinstance(v, list):
-        return "[" + ", ".join(_cell(x) for x in v[:4]) + (", ...]" if len(v) > 4 else "]")
+        return "[" + ", ".join(format_cell(x) for x in v[:4]) + (", ...]" if len(v) > 4 else "]")
     return str(v)
 
 
@@ -339,8 +339,8 @@ def table(runs: Sequence[Run], results: Sequence[dict | None], metrics: Sequence
     head = [key_label(k) for k in keys] + list(metrics) + ["run"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for run, res in zip(runs, results):
-        cells = [_cell(run.overrides.get(k)) for k in keys]
-        cells += [_cell(res.get(m)) if res else "not run" for m in metrics]
+        cells = [format_cell(run.overrides.get(k)) for k in keys]
+        cells += [format_cell(res.get(m)) if res else "not run" for m in metrics]
         lines.append("| " + " | ".join(cells + [f"`{run.name}`"]) + " |")
     return "\n".join(lines) + "\n"
 

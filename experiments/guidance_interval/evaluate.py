@@ -38,26 +38,21 @@ METRICS = ["shape_adherence", "shape_recall/square", "identity_consistency", "id
 PLOTTED = ["shape_adherence", "identity_consistency", "direction_adherence", "i2v/identity_consistency"]
 
 
-def scores(workdir: str, step: int | None, overrides: dict) -> tuple[int, dict]:
-    """(step, metrics) of one setting: read from its eval folder, or evaluated now."""
-    from vdm.evaluation.runner import eval_dir_name, evaluate_checkpoint
+def scores(gen, workdir: str, overrides: dict) -> dict:
+    """The metrics of one setting for a loaded run (``gen``): read from its eval folder when
+    they were scored on every task the run is scored on, else evaluated now."""
+    from vdm.evaluation.runner import eval_dir_name, evaluate
+    from vdm.sweep import apply_overrides
 
     out = os.path.join(workdir, eval_dir_name(True, overrides))
-    if step is None:
-        ckpts = os.path.join(workdir, "checkpoints")
-        saved = [int(d) for d in os.listdir(ckpts) if d.isdigit()] if os.path.isdir(ckpts) else []
-        if not saved:
-            raise FileNotFoundError(f"no checkpoint in {workdir!r}")
-        step = max(saved)
-    path = os.path.join(out, f"metrics_step_{step:07d}.json")
+    path = os.path.join(out, f"metrics_step_{gen.step:07d}.json")
     if os.path.exists(path):
         with open(path) as f:
             res = json.load(f)
-        with open(os.path.join(workdir, "config.json")) as f:
-            tasks = [t for t in json.load(f)["eval"].get("tasks", "").split(",") if t]
-        if set(tasks) <= set(res["tasks"]):  # scored on every task the run is scored on
-            return step, res
-    return evaluate_checkpoint(workdir, step=step, out_dir=out, overrides=overrides)
+        if set(t for t in gen.config.eval.tasks.split(",") if t) <= set(res["tasks"]):
+            return res
+    gen.config = apply_overrides(gen.config, overrides)  # the sampler reads its settings here
+    return evaluate(gen, gen.config, out, step=gen.step)
 
 
 def main(argv=None):
@@ -69,7 +64,8 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     from vdm.plot import Panel, save_png
-    from vdm.sweep import _cell
+    from vdm.sampling import Generator
+    from vdm.sweep import format_cell
 
     lines = ["# guidance_interval: results\n",
              "Written by `experiments/guidance_interval/evaluate.py`; one row per run and setting.\n",
@@ -81,10 +77,13 @@ def main(argv=None):
         p.error(f"{len(args.label)} --label for {len(workdirs)} --workdir")
     for i, workdir in enumerate(workdirs):
         name = os.path.basename(os.path.normpath(workdir))
+        gen = Generator.from_workdir(workdir, step=args.step)  # EMA weights, read once per run
+        base, step = gen.config, gen.step
+        run_label = args.label[i] if args.label else f"{name}@{step}"
         for label, overrides in SETTINGS:
-            step, res = scores(workdir, args.step, overrides)
-            run_label = args.label[i] if args.label else f"{name}@{step}"
-            lines.append(f"| {run_label} (`{workdir}`) | {step} | {label} | " + " | ".join(_cell(res.get(m)) for m in METRICS) + " |")
+            gen.config = base
+            res = scores(gen, workdir, overrides)
+            lines.append(f"| {run_label} (`{workdir}`) | {step} | {label} | " + " | ".join(format_cell(res.get(m)) for m in METRICS) + " |")
             for m in PLOTTED:
                 xs, ys = series[m].setdefault(run_label, ([], []))
                 xs.append(label)
