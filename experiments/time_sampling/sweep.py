@@ -10,7 +10,8 @@ METRICS = ["shape_adherence", "shape_recall/square", "shape_recall/circle", "sha
            "identity_consistency", "identity_lost/shape", "direction_adherence", "color_adherence",
            "speed_error", "i2v/shape_adherence", "i2v/identity_consistency", "final_loss"]
 
-POINTS = [{"diffusion.time_uniform_mix": m} for m in (0.0, 0.25, 0.5)]
+# 0.5 is not run: at 0.25 the t < 0.2 draws already carry 75% of the loss weight (README).
+POINTS = [{"diffusion.time_uniform_mix": m} for m in (0.0, 0.25)]
 PLOTS = [Plot(x="diffusion.time_uniform_mix",
               y=["shape_adherence", "shape_recall/square", "identity_consistency",
                  "direction_adherence", "i2v/identity_consistency"])]
