@@ -95,6 +95,9 @@ def base_config() -> ml_collections.ConfigDict:
     # benchmark (experiments/time_sampling).
     c.diffusion.time_uniform_mix = 0.0
     c.diffusion.weighting = "none"  # none | min_snr | velocity (the implied velocity's error)
+    # Draw t in proportion to density x weight and weight every example by E[weight]: the same
+    # expected loss without rare draws that carry 100x the mean weight (vdm/diffusion/importance.py).
+    c.diffusion.time_importance = False
 
     c.optim = ml_collections.ConfigDict()
     c.optim.lr = 1e-3

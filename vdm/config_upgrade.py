@@ -32,6 +32,7 @@ ADDED_FIELDS: dict[str, Any] = {
     "eval.tasks": "",
     # model, training and sampling knobs, at the behaviour they replaced
     "diffusion.time_uniform_mix": 0.0,
+    "diffusion.time_importance": False,
     "model.frame_cond_form": "mlp",
     "model.out_conv": 0,
     "model.remat": "none",

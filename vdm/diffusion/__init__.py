@@ -13,6 +13,7 @@ from vdm.diffusion.losses import (
     loss_weight,
     target,
     to_x0_eps,
+    weighted_times,
 )
 from vdm.diffusion.samplers import SAMPLERS, ddim, ddpm, euler, heun, sample
 from vdm.diffusion.schedules import (
@@ -59,4 +60,5 @@ __all__ = [
     "shift_time",
     "target",
     "to_x0_eps",
+    "weighted_times",
 ]

@@ -19,8 +19,17 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from vdm.diffusion.schedules import Process, as_process, broadcast_like, sample_time
+from vdm.diffusion.importance import WeightedTimes
+from vdm.diffusion.schedules import (
+    TIME_EPS,
+    Process,
+    as_process,
+    broadcast_like,
+    sample_time,
+    time_density,
+)
 
 PREDICTIONS = ("flow", "eps", "v", "x0")
 WEIGHTINGS = ("none", "min_snr", "velocity")
@@ -144,6 +153,32 @@ def loss_weight(
     raise ValueError(f"unknown loss weighting {weighting!r}; valid choices: {list(WEIGHTINGS)}")
 
 
+# Grid of `weighted_times`: the inverse CDF is linear between these points.
+IMPORTANCE_GRID_POINTS = 20001
+
+
+def weighted_times(
+    process: Process | str,
+    prediction: str,
+    weighting: str,
+    min_snr_gamma: float = 5.0,
+    *,
+    time_kind: str = "logit_normal",
+    time_mean: float = 0.0,
+    time_std: float = 1.0,
+    time_shift: float = 1.0,
+    time_uniform_mix: float = 0.0,
+) -> WeightedTimes:
+    """`sample_time`'s density times `loss_weight`, as a sampler (vdm/diffusion/importance.py):
+    times drawn from it, each weighted by E[weight], give the loss its expected value."""
+    grid = np.linspace(TIME_EPS, 1.0 - TIME_EPS, IMPORTANCE_GRID_POINTS)
+    density = time_density(grid, time_kind, time_mean, time_std, time_shift, time_uniform_mix)
+    with jax.ensure_compile_time_eval():  # a table of constants, also when traced under jit
+        weight = np.asarray(loss_weight(process, prediction, jnp.asarray(grid, jnp.float32),
+                                        weighting, min_snr_gamma))
+    return WeightedTimes.build(grid, density, weight)
+
+
 def draw_noise(
     key: jax.Array,
     x0: jax.Array,
@@ -153,11 +188,26 @@ def draw_noise(
     time_std: float = 1.0,
     time_shift: float = 1.0,
     time_uniform_mix: float = 0.0,
+    time_importance: bool = False,
+    process: Process | str = "flow",
+    prediction: str = "flow",
+    weighting: str = "none",
+    min_snr_gamma: float = 5.0,
 ) -> tuple[jax.Array, jax.Array]:
-    """The randomness of one loss evaluation: times t [B] and noise eps of x0's shape."""
+    """The randomness of one loss evaluation: times t [B] and noise eps of x0's shape.
+
+    time_importance: draw t in proportion to density x loss weight (`weighted_times`; needs
+    the loss's process, prediction and weighting) instead of from the density alone.
+    """
     t_key, eps_key = jax.random.split(key)
-    t = sample_time(t_key, (x0.shape[0],), time_kind, time_mean, time_std, time_shift,
-                    time_uniform_mix)  # [B]
+    time_kw = dict(time_kind=time_kind, time_mean=time_mean, time_std=time_std,
+                   time_shift=time_shift, time_uniform_mix=time_uniform_mix)
+    if time_importance:
+        sampler = weighted_times(process, prediction, weighting, min_snr_gamma, **time_kw)
+        t = jnp.clip(sampler.sample(t_key, (x0.shape[0],)), TIME_EPS, 1.0 - TIME_EPS)  # [B]
+    else:
+        t = sample_time(t_key, (x0.shape[0],), time_kind, time_mean, time_std, time_shift,
+                        time_uniform_mix)  # [B]
     eps = jax.random.normal(eps_key, x0.shape, x0.dtype)  # [B, ...]
     return t, eps
 
@@ -174,6 +224,7 @@ def diffusion_loss(
     time_std: float = 1.0,
     time_shift: float = 1.0,
     time_uniform_mix: float = 0.0,
+    time_importance: bool = False,
     weighting: str = "none",
     min_snr_gamma: float = 5.0,
     mask: jax.Array | None = None,
@@ -192,6 +243,10 @@ def diffusion_loss(
     noise: (t [B], eps) drawn beforehand by ``draw_noise`` (then ``key`` is unused), so
     that a batch split into micro-batches sees the same randomness as the whole.
 
+    time_importance: t is drawn in proportion to density x weight (``draw_noise``), so every
+    example is weighted by the constant E[weight]: the same expected loss as drawing t from
+    the density and weighting it by ``loss_weight``, without rare heavy examples.
+
     Returns (loss [B], aux) with aux = {'t' [B], 'mse' [B] (unweighted),
     'weight' [B]}; loss = weight * mse.
     """
@@ -199,7 +254,9 @@ def diffusion_loss(
     check_prediction(prediction)
     if noise is None:
         noise = draw_noise(key, x0, time_kind=time_kind, time_mean=time_mean, time_std=time_std,
-                           time_shift=time_shift, time_uniform_mix=time_uniform_mix)
+                           time_shift=time_shift, time_uniform_mix=time_uniform_mix,
+                           time_importance=time_importance, process=process,
+                           prediction=prediction, weighting=weighting, min_snr_gamma=min_snr_gamma)
     t, eps = noise
     x_t = process.add_noise(x0, eps, t).astype(x0.dtype)
     out = model_fn(x_t, t)
@@ -216,5 +273,12 @@ def diffusion_loss(
         m = jnp.broadcast_to(jnp.asarray(mask, jnp.float32), x0.shape)
         mse = jnp.sum(err * m, axis=axes) / jnp.maximum(jnp.sum(m, axis=axes), 1.0)
 
-    weight = loss_weight(process, prediction, t, weighting, min_snr_gamma)  # [B]
+    if time_importance:
+        mean_weight = weighted_times(process, prediction, weighting, min_snr_gamma,
+                                     time_kind=time_kind, time_mean=time_mean, time_std=time_std,
+                                     time_shift=time_shift,
+                                     time_uniform_mix=time_uniform_mix).mean_weight
+        weight = jnp.full_like(t, mean_weight, jnp.float32)  # [B]
+    else:
+        weight = loss_weight(process, prediction, t, weighting, min_snr_gamma)  # [B]
     return weight * mse, {"t": t, "mse": mse, "weight": weight}

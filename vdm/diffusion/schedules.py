@@ -18,6 +18,7 @@ from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 # Training times are kept this far from 0 and 1: at the exact ends one of
 # alpha, sigma is zero and some prediction conversions divide by it.
@@ -201,6 +202,30 @@ def sample_time(
         use_uniform = jax.random.uniform(k_mix, shape) < uniform_mix
         t = jnp.where(use_uniform, jax.random.uniform(k_uniform, shape, jnp.float32), t)
     return jnp.clip(t, TIME_EPS, 1.0 - TIME_EPS)
+
+
+def time_density(t, kind: str = "uniform", mean: float = 0.0, std: float = 1.0, shift: float = 1.0,
+                 uniform_mix: float = 0.0) -> np.ndarray:
+    """The density of `sample_time`'s draws at t in (0, 1), in float64 numpy (the clip to
+    [TIME_EPS, 1 - TIME_EPS] moves a negligible mass and is left out).
+
+    A draw u (uniform, or logit-normal: density phi((logit u - mean) / std) / (std u (1 - u)))
+    is shifted to t = shift_time(u); the density of t is p_u(u(t)) du/dt with
+    u(t) = unshift_time(t) and du/dt = shift / (shift - (shift - 1) t)^2.
+    """
+    if not 0.0 <= uniform_mix <= 1.0:
+        raise ValueError(f"uniform_mix must be in [0, 1], got {uniform_mix}")
+    t = np.asarray(t, np.float64)
+    u = t / (shift - (shift - 1.0) * t)
+    du_dt = shift / np.square(shift - (shift - 1.0) * t)
+    if kind == "uniform":
+        p_u = np.ones_like(u)
+    elif kind == "logit_normal":
+        z = (np.log(u) - np.log1p(-u) - mean) / std
+        p_u = np.exp(-0.5 * z * z) / (np.sqrt(2.0 * np.pi) * std * u * (1.0 - u))
+    else:
+        raise ValueError(f"unknown time sampling {kind!r}; valid choices: {list(TIME_KINDS)}")
+    return (1.0 - uniform_mix) * p_u * du_dt + uniform_mix
 
 
 def unshift_time(t, shift):

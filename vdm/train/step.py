@@ -26,7 +26,8 @@ def loss_kwargs(config: ml_collections.ConfigDict) -> dict[str, Any]:
     d = config.diffusion
     return dict(process=get_process(d.process), prediction=d.prediction, time_kind=d.time_sampling,
                 time_mean=d.time_mean, time_std=d.time_std, time_shift=d.time_shift,
-                time_uniform_mix=d.time_uniform_mix, weighting=d.weighting)
+                time_uniform_mix=d.time_uniform_mix, time_importance=d.time_importance,
+                weighting=d.weighting)
 
 
 def make_loss_and_grads(graphdef, config: ml_collections.ConfigDict) -> Callable:
@@ -41,7 +42,6 @@ def make_loss_and_grads(graphdef, config: ml_collections.ConfigDict) -> Callable
     rates = {n: float(config.conditions[n].dropout) for n in names}
     drop_all = float(config.conditions.drop_all)
     kwargs = loss_kwargs(config)
-    time_kwargs = {k: v for k, v in kwargs.items() if k.startswith("time_")}  # draw_noise's
     accum_steps = int(config.train.grad_accum_steps)
     clean = conditioning.clean_groups(config.conditions, names)
 
@@ -56,7 +56,7 @@ def make_loss_and_grads(graphdef, config: ml_collections.ConfigDict) -> Callable
         k_drop, k_loss, k_build = jax.random.split(step_key, 3)
         inputs = conditioning.training_inputs(batch, names, k_build, options)
         inputs, _ = conditioning.training_dropout(inputs, names, rates, drop_all, k_drop)
-        noise = draw_noise(k_loss, batch["video"], **time_kwargs)
+        noise = draw_noise(k_loss, batch["video"], **kwargs)
         whole = {"inputs": inputs, "video": batch["video"], "noise": noise}
         if clean:  # frames given clean are inputs, not predictions: the loss skips them
             whole["loss_mask"] = (1.0 - conditioning.given_frames(inputs, clean))[:, :, None, None, None]
