@@ -18,9 +18,10 @@ def test_micro_batches_are_strided_and_must_divide():
         accumulate.split_micro_batches({"x": np.arange(8)}, 3)
 
 
-def loss_and_grads(accum_steps, mesh):
+def loss_and_grads(accum_steps, mesh, time_importance=False):
     config = tiny_config("sequential")
     config.train.grad_accum_steps = accum_steps
+    config.diffusion.time_importance = time_importance
     graphdef, target = create_abstract_state(config, mesh)
     param_sh = jax.tree.map(lambda a: a.sharding, target.params)
     params = jax.device_put(host_params("sequential", False), param_sh)
@@ -35,10 +36,13 @@ def loss_and_grads(accum_steps, mesh):
     return float(loss), jax.device_get(grads)
 
 
-def test_accumulated_gradient_equals_the_whole_batch_gradient():
+@pytest.mark.parametrize("time_importance", [False, True])
+def test_accumulated_gradient_equals_the_whole_batch_gradient(time_importance):
     mesh = mesh_of((2, 2, 1, 1))   # micro-batches of 4 stay split over data x fsdp = 4 devices
-    loss1, grads1 = loss_and_grads(1, mesh)
-    loss2, grads2 = loss_and_grads(2, mesh)
+    loss1, grads1 = loss_and_grads(1, mesh, time_importance)
+    loss2, grads2 = loss_and_grads(2, mesh, time_importance)
+    if time_importance:  # the times are drawn another way: another loss
+        assert loss1 != pytest.approx(loss_and_grads(1, mesh)[0], rel=1e-3)
     # The same per-example terms summed in another order: float32 rounding only.
     assert loss2 == pytest.approx(loss1, rel=1e-6)
     for g1, g2 in zip(jax.tree.leaves(grads1), jax.tree.leaves(grads2)):
