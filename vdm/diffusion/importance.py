@@ -4,9 +4,10 @@ A weighted loss E_{t~p}[w(t) mse(t)] can be estimated from draws t ~ q(t) = p(t)
 each weighted by the constant E_p[w]: the expectation is the same, but no draw carries more
 weight than another. It matters when w spans orders of magnitude where p is thin. With an x0
 target under `velocity` weighting (w = 1 / t^2, floored at t = 0.05) and times shifted toward
-high noise (shift 3), 1 draw in 170 falls below t = 0.2 and carries up to 400 / 2.9 = 140 times
-the mean weight: one such draw can outweigh the rest of a batch of 32, and the gradient's clip
-at norm 1 then shrinks everything else.
+high noise (shift 3), 1 draw in 170 falls below t = 0.2 and carries up to 400 / 2.91 = 137 times
+the mean weight: one such draw can outweigh the rest of a batch of 32. The price is fewer
+draws where p is dense: on that benchmark the draws at t >= 0.8 fall from 39% to 17% of the
+batch, and the model read the direction words far less (experiments/time_sampling).
 
 `WeightedTimes.build` takes p and w tabulated on a grid and samples q by inverting its CDF.
 """
