@@ -15,6 +15,7 @@ Together with x_t, any of them determines (x0, eps) through a 2x2 linear solve;
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import jax
@@ -157,6 +158,9 @@ def loss_weight(
 IMPORTANCE_GRID_POINTS = 20001
 
 
+# Cached: the loss asks for the table's mean weight and draw_noise for its sampler, once per
+# micro-batch while the train step is traced.
+@functools.lru_cache(maxsize=16)
 def weighted_times(
     process: Process | str,
     prediction: str,

@@ -216,7 +216,7 @@ def time_density(t, kind: str = "uniform", mean: float = 0.0, std: float = 1.0, 
     if not 0.0 <= uniform_mix <= 1.0:
         raise ValueError(f"uniform_mix must be in [0, 1], got {uniform_mix}")
     t = np.asarray(t, np.float64)
-    u = t / (shift - (shift - 1.0) * t)
+    u = unshift_time(t, shift)
     du_dt = shift / np.square(shift - (shift - 1.0) * t)
     if kind == "uniform":
         p_u = np.ones_like(u)
