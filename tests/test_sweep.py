@@ -164,10 +164,27 @@ def test_skip_if_done_and_collect(sweep_file, tmp_path, capsys):
     assert "![layouts](plot_layouts.png)" in md
     image = np.asarray(Image.open(os.path.join(folder, "plot_layouts.png")))
     assert image.ndim == 3 and image.shape[1] >= 800 and (image != 255).any()
-    # A run that is missing shows as not run, and is not plotted.
+    # A run whose folder is not here (run on another machine, or cleaned) keeps its row from
+    # the previous results.md, marked, and stays in the plot; collecting again keeps it again.
     os.remove(sw.result_path(runs[3]))
+    for _ in range(2):
+        sw.collect(topic, sweeps, {"layouts": runs}, folder)
+        md = open(os.path.join(folder, "results.md")).read()
+        assert f"| sequential | 4 | 0.75 | 0.5 | `{runs[3].name}` (kept) |" in md
+        assert f"| joint | 2 | 0 | 0.5 | `{runs[0].name}` |" in md and "not run" not in md
+    assert sw.previous_rows(os.path.join(folder, "results.md"))[runs[3].name]["color_adherence"] == 0.75
+    kept_plot = np.asarray(Image.open(os.path.join(folder, "plot_layouts.png")))
+    # The first panel (color_adherence, a table column) is drawn as before; per-frame curves
+    # are not in the table, so the kept run has none.
+    half = image.shape[1] // 2
+    assert np.array_equal(kept_plot[:, :half], image[:, :half])
+    # A run never collected anywhere shows as not run, and is not plotted.
+    os.remove(os.path.join(folder, "results.md"))
     sw.collect(topic, sweeps, {"layouts": runs}, folder)
-    assert "not run" in open(os.path.join(folder, "results.md")).read()
+    md = open(os.path.join(folder, "results.md")).read()
+    assert f"| sequential | 4 | not run | not run | `{runs[3].name}` |" in md
+    assert not np.array_equal(np.asarray(Image.open(os.path.join(folder, "plot_layouts.png")))[:, :half],
+                              image[:, :half])
 
 
 def test_a_failing_point_is_reported(tmp_path, capsys):

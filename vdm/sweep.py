@@ -333,16 +333,54 @@ def format_cell(v: Any) -> str:
     return str(v)
 
 
-def table(runs: Sequence[Run], results: Sequence[dict | None], metrics: Sequence[str]) -> str:
+KEPT = " (kept)"  # marks a row copied from the previous results.md: its run is not here
+
+
+def table(runs: Sequence[Run], results: Sequence[dict | None], metrics: Sequence[str],
+          kept: Sequence[bool] = ()) -> str:
     """Markdown: one row per run; the overrides that vary, then the metrics."""
     keys = list(dict.fromkeys(k for r in runs for k in r.overrides))
     head = [key_label(k) for k in keys] + list(metrics) + ["run"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for run, res in zip(runs, results):
+    for i, (run, res) in enumerate(zip(runs, results)):
         cells = [format_cell(run.overrides.get(k)) for k in keys]
         cells += [format_cell(res.get(m)) if res else "not run" for m in metrics]
-        lines.append("| " + " | ".join(cells + [f"`{run.name}`"]) + " |")
+        mark = KEPT if i < len(kept) and kept[i] else ""
+        lines.append("| " + " | ".join(cells + [f"`{run.name}`{mark}"]) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _parse_cell(cell: str) -> Any:
+    try:
+        return float(cell)
+    except ValueError:
+        return cell
+
+
+def previous_rows(path: str) -> dict[str, dict[str, Any]]:
+    """The rows of an earlier results.md, by run name: {name: {column: value}}, numbers as
+    floats. A run folder lives on the machine that ran it; collecting elsewhere (or after the
+    folder is cleaned) keeps its row instead of turning it into "not run"."""
+    if not os.path.exists(path):
+        return {}
+    rows: dict[str, dict[str, Any]] = {}
+    head: list[str] = []
+    with open(path) as f:
+        for line in f:
+            if not line.startswith("|"):  # a table ends
+                head = []
+                continue
+            if line.startswith("|---"):
+                continue
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if cells[-1] == "run":
+                head = cells
+                continue
+            if len(cells) != len(head) or "not run" in cells:
+                continue
+            name = cells[-1].removesuffix(KEPT).strip("`")
+            rows[name] = {h: _parse_cell(c) for h, c in zip(head[:-1], cells[:-1]) if c}
+    return rows
 
 
 def _label(value: Any) -> str:
@@ -354,7 +392,7 @@ def plot_panels(runs: Sequence[Run], results: Sequence[dict | None], plot: Plot)
     for y in plot.y:
         series: dict[str, tuple[list, list]] = {}
         for run, res in zip(runs, results):
-            if not res or y not in res:
+            if not res or y not in res or isinstance(res[y], str):  # a kept cell that is not a number
                 continue
             label = _label(run.config_value(plot.series)) if plot.series else y
             xs, ys = series.setdefault(label, ([], []))
@@ -378,18 +416,22 @@ def plot_panels(runs: Sequence[Run], results: Sequence[dict | None], plot: Plot)
 def collect(topic: str, sweeps: Sequence[Sweep], runs_of: Mapping[str, list[Run]], out_dir: str) -> str:
     """Write out_dir/results.md (a table per sweep) and out_dir/plot_<sweep>.png; returns the
     markdown."""
+    earlier = previous_rows(os.path.join(out_dir, "results.md"))
     parts = [f"# {topic}: results\n",
-             "Written by `tools/sweep.py`; one row per run. Rerun to update.\n"]
+             "Written by `tools/sweep.py`; one row per run. Rerun to update. A row marked "
+             f"`{KEPT.strip()}` is copied from the previous collect: its run folder is not here.\n"]
     for sweep in sweeps:
         runs = runs_of[sweep.name]
         results = [final_metrics(r) for r in runs]
+        kept = [res is None and r.name in earlier for r, res in zip(runs, results)]
+        results = [earlier[r.name] if k else res for r, res, k in zip(runs, results, kept)]
         parts.append(f"## {sweep.name}\n")
         fixed = ", ".join(f"`{k}={_flag_value(v)}`" for k, v in runs[0].all_overrides.items()
                           if k not in runs[0].overrides) if runs else ""
         parts.append(f"Base `{sweep.base}` ({sweep.tool}){'; every run: ' + fixed if fixed else ''}.\n")
         metrics = list(sweep.metrics) or sorted({k for r in results if r for k, v in r.items()
                                                  if isinstance(v, (int, float))})
-        parts.append(table(runs, results, metrics))
+        parts.append(table(runs, results, metrics, kept))
         panels = [p for plot in sweep.plots for p in plot_panels(runs, results, plot)]
         if panels and any(r for r in results):
             name = f"plot_{sweep.name}.png"
