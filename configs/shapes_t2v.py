@@ -17,6 +17,14 @@ SEQUENTIAL_RECIPE = {"data.num_frames": 16, "data.frame_stride": 1, "data.text_m
                      "model.patch_size": (1, 4, 4), "model.layout": "sequential",
                      "train.batch_size": 8, "train.num_steps": 2000, **FLOW_TARGET, **GUIDED_EVERYWHERE}
 
+# The benchmark at cluster scale, 640k clips: sweeps' CLUSTER variants fix it.
+CLUSTER_SCALE = {"train.batch_size": 64, "train.num_steps": 10000, "train.ckpt_every": 2000}
+# What the shape and identity experiments on this benchmark report (t2v unless marked i2v/).
+SHAPE_METRICS = ["shape_adherence", "shape_recall/square", "shape_recall/circle", "shape_recall/triangle",
+                 "identity_consistency", "identity_lost/shape", "direction_adherence", "color_adherence",
+                 "speed_error", "i2v/shape_adherence", "i2v/identity_consistency",
+                 "i2v/direction_adherence", "final_loss"]
+
 
 def get_config(arg=None):
     a = parse_arg(arg, smoke=False)

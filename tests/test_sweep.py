@@ -65,6 +65,13 @@ def test_product_and_expansion(sweep_file, tmp_path):
     quick = sw.expand(topic, sweeps[0], root="r", extra=sw.parse_set(["train.num_steps=1"]))
     assert quick[0].config.train.num_steps == 1
     assert quick[0].name.split("-")[0] == names[0].split("-")[0] and quick[0].name != names[0]
+    # A variant with more settings fixed: the points and their labels stay, the hash moves.
+    longer = sweeps[0].with_fixed({"train.num_steps": 5, "train.log_every": 1})
+    assert sweeps[0].fixed == {"train.num_steps": 3}
+    assert longer.fixed == {"train.num_steps": 5, "train.log_every": 1}
+    longer_runs = sw.expand(topic, longer, root="r")
+    assert [n.name.split("-")[0] for n in longer_runs] == [n.split("-")[0] for n in names]
+    assert longer_runs[0].config.train.num_steps == 5 and longer_runs[0].name != names[0]
     # The wandb group does not change what a run computes, so not its hash either.
     c = runs[0].config
     assert sw.config_hash(sw.apply_overrides(c, {"wandb.group": "x"})) == sw.config_hash(c)

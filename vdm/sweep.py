@@ -82,6 +82,10 @@ class Sweep:
         if not self.points:
             raise ValueError(f"sweep {self.name!r} has no points")
 
+    def with_fixed(self, more: Mapping[str, Any]) -> "Sweep":
+        """The same sweep with more settings fixed on every run (e.g. its cluster-scale variant)."""
+        return dataclasses.replace(self, fixed={**self.fixed, **more})
+
 
 @dataclasses.dataclass(frozen=True)
 class Run:

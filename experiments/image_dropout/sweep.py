@@ -4,12 +4,8 @@ co-trains with the clean first frame given and drops it in 10% of the batch, so 
 is scored on (a clip from text alone) is 10% of what it trains. Does a larger share of
 text-only examples teach shape and identity from text sooner, and is direction from text,
 learned where the first frame is given, kept? Scored on 256 test prompts."""
+from configs.shapes_t2v import CLUSTER_SCALE, SHAPE_METRICS
 from vdm.sweep import Plot, Sweep
-
-METRICS = ["shape_adherence", "shape_recall/square", "shape_recall/circle", "shape_recall/triangle",
-           "identity_consistency", "identity_lost/shape", "direction_adherence", "color_adherence",
-           "speed_error", "i2v/shape_adherence", "i2v/identity_consistency", "i2v/direction_adherence",
-           "final_loss"]
 
 POINTS = [{"conditions.image.dropout": p} for p in (0.1, 0.5)]
 PLOTS = [Plot(x="conditions.image.dropout",
@@ -17,10 +13,7 @@ PLOTS = [Plot(x="conditions.image.dropout",
                  "direction_adherence", "i2v/identity_consistency"])]
 
 SWEEPS = [Sweep(name="text_only_share", base="configs/shapes_t2v.py", points=POINTS,
-                fixed={"eval.num_samples": 256}, metrics=METRICS, plots=PLOTS)]
+                fixed={"eval.num_samples": 256}, metrics=SHAPE_METRICS, plots=PLOTS)]
 
 # Cluster scale: the same shares over 640k clips (batch 64, 10000 steps).
-CLUSTER = [Sweep(name="text_only_share", base="configs/shapes_t2v.py", points=POINTS,
-                 fixed={"train.batch_size": 64, "train.num_steps": 10000, "train.ckpt_every": 2000,
-                        "eval.num_samples": 256},
-                 metrics=METRICS, plots=PLOTS)]
+CLUSTER = [s.with_fixed(CLUSTER_SCALE) for s in SWEEPS]

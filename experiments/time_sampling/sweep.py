@@ -4,6 +4,7 @@ logit-normal shifted by 3 toward high noise, where motion is decided: 14% of dra
 t = 0.5, yet the restoration probe loses squares' corners between t = 0.3 and 0.7. A fraction
 of times drawn U(0, 1) instead covers mid and low noise and keeps most of the high-noise
 emphasis. Scored on 256 test prompts."""
+from configs.shapes_t2v import CLUSTER_SCALE
 from vdm.sweep import Plot, Sweep
 
 METRICS = ["shape_adherence", "shape_recall/square", "shape_recall/circle", "shape_recall/triangle",
@@ -30,11 +31,4 @@ SWEEPS = [Sweep(name="uniform_mix", base="configs/shapes_t2v.py", points=POINTS,
                 fixed={"eval.num_samples": 256}, metrics=METRICS, plots=IMPORTANCE_PLOTS)]
 
 # Cluster scale: the same mixtures over 640k clips (batch 64, 10000 steps).
-CLUSTER = [Sweep(name="uniform_mix", base="configs/shapes_t2v.py", points=POINTS,
-                 fixed={"train.batch_size": 64, "train.num_steps": 10000, "train.ckpt_every": 2000,
-                        "eval.num_samples": 256},
-                 metrics=METRICS, plots=PLOTS),
-           Sweep(name="importance", base="configs/shapes_t2v.py", points=IMPORTANCE_POINTS,
-                 fixed={"train.batch_size": 64, "train.num_steps": 10000, "train.ckpt_every": 2000,
-                        "eval.num_samples": 256},
-                 metrics=METRICS, plots=IMPORTANCE_PLOTS)]
+CLUSTER = [s.with_fixed(CLUSTER_SCALE) for s in SWEEPS]
