@@ -4,12 +4,8 @@ logit-normal shifted by 3 toward high noise, where motion is decided: 14% of dra
 t = 0.5, yet the restoration probe loses squares' corners between t = 0.3 and 0.7. A fraction
 of times drawn U(0, 1) instead covers mid and low noise and keeps most of the high-noise
 emphasis. Scored on 256 test prompts."""
-from configs.shapes_t2v import CLUSTER_SCALE
+from configs.shapes_t2v import CLUSTER_SCALE, SHAPE_METRICS
 from vdm.sweep import Plot, Sweep
-
-METRICS = ["shape_adherence", "shape_recall/square", "shape_recall/circle", "shape_recall/triangle",
-           "identity_consistency", "identity_lost/shape", "direction_adherence", "color_adherence",
-           "speed_error", "i2v/shape_adherence", "i2v/identity_consistency", "final_loss"]
 
 # 0.5 is not run: at 0.25 the t < 0.2 draws already carry 75% of the loss weight (README).
 POINTS = [{"diffusion.time_uniform_mix": m} for m in (0.0, 0.25)]
@@ -26,9 +22,9 @@ IMPORTANCE_PLOTS = [Plot(x="diffusion.time_importance", kind="bar",
                             "direction_adherence", "i2v/identity_consistency"])]
 
 SWEEPS = [Sweep(name="uniform_mix", base="configs/shapes_t2v.py", points=POINTS,
-                fixed={"eval.num_samples": 256}, metrics=METRICS, plots=PLOTS),
+                fixed={"eval.num_samples": 256}, metrics=SHAPE_METRICS, plots=PLOTS),
           Sweep(name="importance", base="configs/shapes_t2v.py", points=IMPORTANCE_POINTS,
-                fixed={"eval.num_samples": 256}, metrics=METRICS, plots=IMPORTANCE_PLOTS)]
+                fixed={"eval.num_samples": 256}, metrics=SHAPE_METRICS, plots=IMPORTANCE_PLOTS)]
 
 # Cluster scale: the same mixtures over 640k clips (batch 64, 10000 steps).
 CLUSTER = [s.with_fixed(CLUSTER_SCALE) for s in SWEEPS]
