@@ -111,6 +111,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.optim.b2 = 0.99
     c.optim.weight_decay = 0.01
     c.optim.clip_norm = 1.0
+    # The text encoder's step size as a multiple of the DiT's (its lr and decoupled weight
+    # decay both scale): the encoder is trained jointly from scratch and may need a gentler rate.
+    c.optim.text_lr_scale = 1.0
 
     c.train = ml_collections.ConfigDict()
     c.train.batch_size = 32  # global

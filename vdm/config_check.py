@@ -95,6 +95,7 @@ _RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("optim.lr", lambda v: v >= 0, ">= 0"),
     ("optim.warmup_steps", lambda v: v >= 0, ">= 0"),
     ("optim.clip_norm", lambda v: v > 0, "> 0"),
+    ("optim.text_lr_scale", lambda v: v >= 0, ">= 0"),
     ("optim.b1", lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
     ("optim.b2", lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
     ("data.num_frames", lambda v: v >= 1, ">= 1"),

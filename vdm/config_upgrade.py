@@ -38,6 +38,7 @@ ADDED_FIELDS: dict[str, Any] = {
     "model.remat": "none",
     "model.scan_layers": False,
     "model.text_pool": "mean",
+    "optim.text_lr_scale": 1.0,
     "sample.guidance_interval": [0.0, 1.0],  # a list: the plain dict's form of a tuple
     "train.grad_accum_steps": 1,
     "train.max_bad_steps": 10,

@@ -76,11 +76,35 @@ def make_optimizer(config: ml_collections.ConfigDict) -> tuple[optax.GradientTra
     schedule = optax.warmup_cosine_decay_schedule(
         init_value=0.0, peak_value=o.lr, warmup_steps=warmup,
         decay_steps=max(steps, warmup + 1), end_value=o.lr * o.end_lr_ratio)
-    tx = optax.chain(
-        optax.clip_by_global_norm(o.clip_norm),
-        optax.adamw(schedule, b1=o.b1, b2=o.b2, weight_decay=o.weight_decay),
-    )
-    return tx, schedule
+    parts = [optax.clip_by_global_norm(o.clip_norm),
+             optax.adamw(schedule, b1=o.b1, b2=o.b2, weight_decay=o.weight_decay)]
+    if o.text_lr_scale != 1.0:  # only then: the optimizer state of every other run keeps its structure
+        if "text" not in conditioning.enabled(config.conditions):
+            raise ValueError(f"optim.text_lr_scale={o.text_lr_scale} but the text condition is off: "
+                             "the model has no text encoder to scale")
+        parts.append(scale_module_updates(TEXT_MODULE, o.text_lr_scale))
+    return optax.chain(*parts), schedule
+
+
+TEXT_MODULE = "text_encoder"  # Denoiser's attribute holding the text encoder
+
+
+def scale_module_updates(module: str, scale: float) -> optax.GradientTransformation:
+    """Multiply the final updates of one top-level module's parameters by ``scale``: after
+    AdamW, this scales that module's learning rate and its decoupled weight decay alike.
+    Stateless, so the moments are those of the unscaled optimizer."""
+
+    def scale_updates(updates, params=None):
+        del params
+        return jax.tree_util.tree_map_with_path(
+            lambda path, u: u * scale if _top_key(path) == module else u, updates)
+
+    return optax.stateless(scale_updates)
+
+
+def _top_key(path) -> str | None:
+    first = path[0] if path else None
+    return getattr(first, "key", getattr(first, "name", None))
 
 
 def split_model(model: nnx.Module):
