@@ -6,6 +6,7 @@ import optax
 import pytest
 
 from configs.quickstart import get_config
+from vdm.config_check import impossible_values
 from vdm.train.state import TEXT_MODULE, abstract_model, make_optimizer
 
 
@@ -78,6 +79,11 @@ def test_default_scale_keeps_the_optimizer_state_structure():
 
 def test_scale_without_a_text_encoder_is_refused():
     c = _config(0.5)
+    assert impossible_values(c) == []
     c.conditions.text.enabled = False
+    # Found with the config's other bad values, before JAX starts, and again by the optimizer.
+    assert [m for m in impossible_values(c) if m.startswith("optim.text_lr_scale=0.5")]
     with pytest.raises(ValueError, match="optim.text_lr_scale"):
         make_optimizer(c)
+    c.optim.text_lr_scale = 1.0
+    assert impossible_values(c) == []

@@ -122,6 +122,10 @@ def impossible_values(config: ml_collections.ConfigDict) -> list[str]:
             and config.model.hidden >= 1 and config.model.hidden % config.model.num_heads:
         out.append(f"model.hidden={config.model.hidden} is not divisible by model.num_heads="
                    f"{config.model.num_heads}")
+    if "optim.text_lr_scale" in keys and config.optim.text_lr_scale != 1.0 \
+            and not config.get("conditions", {}).get("text", {}).get("enabled", False):
+        out.append(f"optim.text_lr_scale={config.optim.text_lr_scale} needs the text condition "
+                   "(conditions.text.enabled): the model has no text encoder to scale")
     if "mesh" in config:
         sizes = dict(config.mesh)
         for axis, size in sizes.items():
