@@ -81,9 +81,11 @@ def test_scale_without_a_text_encoder_is_refused():
     c = _config(0.5)
     assert impossible_values(c) == []
     c.conditions.text.enabled = False
-    # Found with the config's other bad values, before JAX starts, and again by the optimizer.
+    # Found with the config's other bad values, before JAX starts, and by the optimizer's init
+    # for callers that build one without the check.
     assert [m for m in impossible_values(c) if m.startswith("optim.text_lr_scale=0.5")]
-    with pytest.raises(ValueError, match="optim.text_lr_scale"):
-        make_optimizer(c)
+    _, abstract = abstract_model(c)
+    with pytest.raises(ValueError, match="optim.text_lr_scale=0.5: the model has no 'text_encoder'"):
+        make_optimizer(c)[0].init(abstract)
     c.optim.text_lr_scale = 1.0
     assert impossible_values(c) == []

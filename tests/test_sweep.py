@@ -194,6 +194,38 @@ def test_skip_if_done_and_collect(sweep_file, tmp_path, capsys):
                               image[:, :half])
 
 
+def test_identical_runs_of_one_file_share_a_folder(tmp_path, capsys):
+    """A second sweep's point that resolves to a run of the first is trained once."""
+    path = tmp_path / "shared" / "sweep.py"
+    path.parent.mkdir()
+    path.write_text("""
+from vdm.sweep import Sweep
+SWEEPS = [Sweep(name="depth", base="configs/shapes_t2v.py:smoke",
+                points=[{"model.depth": 1}, {"model.depth": 2}], fixed={"train.num_steps": 3}),
+          Sweep(name="steps", base="configs/shapes_t2v.py:smoke",
+                points=[{"train.num_steps": 3}, {"train.num_steps": 4}], fixed={"model.depth": 2})]
+""")
+    root = str(tmp_path / "runs")
+    topic, sweeps = sw.load_sweep_file(str(path))
+    runs_of = sw.share_identical_runs({s.name: sw.expand(topic, s, root=root) for s in sweeps})
+    (d1, d2), (s3, s4) = runs_of["depth"], runs_of["steps"]
+    assert s3.workdir == d2.workdir == os.path.join(root, "shared", "depth", d2.name)
+    assert s3.name.startswith("num_steps=3-") and s3.name.split("-")[1] == d2.name.split("-")[1]
+    assert len({d1.workdir, d2.workdir, s4.workdir}) == 3
+    assert s4.workdir == os.path.join(root, "shared", "steps", s4.name)
+    tool = load_tool("sweep")
+    assert tool.main([str(path), "--root", root, "--print"]) == 0
+    assert capsys.readouterr().out.count(f"--workdir {d2.workdir} ") == 2
+    for r in (d1, d2, s4):
+        fake_run(r, color=0.5)
+    assert sw.is_done(s3)
+    assert tool.main([str(path), "--root", root]) == 0
+    out = capsys.readouterr().out
+    assert out.count("done before, skipped") == 4 and "running" not in out
+    md = open(tmp_path / "shared" / "results.md").read()
+    assert f"`{s3.name}`" in md and f"`{d2.name}`" in md and "not run" not in md
+
+
 def test_a_failing_point_is_reported(tmp_path, capsys):
     path = tmp_path / "broken" / "sweep.py"
     path.parent.mkdir()

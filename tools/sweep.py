@@ -42,7 +42,8 @@ def main(argv=None) -> int:
                 raise ValueError(f"--only {sorted(unknown)}: the sweeps are {[s.name for s in sweeps]}")
             sweeps = [s for s in sweeps if s.name in args.only]
         extra = sw.parse_set(args.set)
-        runs_of = {s.name: sw.expand(topic, s, root=args.root, extra=extra) for s in sweeps}
+        runs_of = sw.share_identical_runs({s.name: sw.expand(topic, s, root=args.root, extra=extra)
+                                           for s in sweeps})
     except (FileNotFoundError, KeyError, TypeError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -230,6 +230,21 @@ def expand(topic: str, sweep: Sweep, *, root: str, extra: Mapping[str, Any] | No
     return runs
 
 
+def share_identical_runs(runs_of: Mapping[str, list[Run]]) -> dict[str, list[Run]]:
+    """Runs of one sweep file that resolve to the same config (same tool, same hash) share the
+    first one's folder: it is trained once, and each sweep keeps its own label for its row
+    (e.g. a second sweep's baseline that is a point of the first)."""
+    first: dict[tuple, str] = {}
+    out = {}
+    for name, runs in runs_of.items():
+        out[name] = []
+        for run in runs:
+            key = (run.sweep.tool, tuple(run.sweep.tool_args), config_hash(run.config))
+            workdir = first.setdefault(key, run.workdir)
+            out[name].append(run if workdir == run.workdir else dataclasses.replace(run, workdir=workdir))
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 # Running
 

@@ -79,27 +79,31 @@ def make_optimizer(config: ml_collections.ConfigDict) -> tuple[optax.GradientTra
     parts = [optax.clip_by_global_norm(o.clip_norm),
              optax.adamw(schedule, b1=o.b1, b2=o.b2, weight_decay=o.weight_decay)]
     if o.text_lr_scale != 1.0:  # only then: the optimizer state of every other run keeps its structure
-        if "text" not in conditioning.enabled(config.conditions):
-            raise ValueError(f"optim.text_lr_scale={o.text_lr_scale} but the text condition is off: "
-                             "the model has no text encoder to scale")
-        parts.append(scale_module_updates(TEXT_MODULE, o.text_lr_scale))
+        parts.append(scale_module_updates(TEXT_MODULE, o.text_lr_scale, field="optim.text_lr_scale"))
     return optax.chain(*parts), schedule
 
 
 TEXT_MODULE = "text_encoder"  # Denoiser's attribute holding the text encoder
 
 
-def scale_module_updates(module: str, scale: float) -> optax.GradientTransformation:
+def scale_module_updates(module: str, scale: float, field: str = "scale") -> optax.GradientTransformation:
     """Multiply the final updates of one top-level module's parameters by ``scale``: after
     AdamW, this scales that module's learning rate and its decoupled weight decay alike.
-    Stateless, so the moments are those of the unscaled optimizer."""
+    Stateless, so the moments are those of the unscaled optimizer. ``init`` refuses parameters
+    without that module (``field`` names the setting in the error)."""
 
-    def scale_updates(updates, params=None):
+    def init(params):
+        if module not in {_top_key(path) for path, _ in jax.tree_util.tree_leaves_with_path(params)}:
+            raise ValueError(f"{field}={scale}: the model has no {module!r} to scale")
+        return optax.EmptyState()
+
+    def update(updates, state, params=None):
         del params
-        return jax.tree_util.tree_map_with_path(
+        scaled = jax.tree_util.tree_map_with_path(
             lambda path, u: u * scale if _top_key(path) == module else u, updates)
+        return scaled, state
 
-    return optax.stateless(scale_updates)
+    return optax.GradientTransformation(init, update)
 
 
 def _top_key(path) -> str | None:
