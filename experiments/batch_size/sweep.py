@@ -7,11 +7,17 @@ clips but lost the direction words (experiments/direction_blockers). Scored on 2
 prompts."""
 import dataclasses
 
-from configs.shapes_t2v import SHAPE_METRICS
+from configs.shapes_t2v import CLUSTER_SCALE, SHAPE_METRICS
 from vdm.sweep import Plot, Sweep
 
-POINTS = [{"train.batch_size": 32, "train.num_steps": 2500},
-          {"train.batch_size": 16, "train.num_steps": 5000}]
+
+def same_clips(batch: int, steps: int) -> list[dict]:
+    """batch x steps, and the same clips as half the batch in twice the steps."""
+    return [{"train.batch_size": batch, "train.num_steps": steps},
+            {"train.batch_size": batch // 2, "train.num_steps": 2 * steps}]
+
+
+POINTS = same_clips(32, 2500)  # the benchmark's batch and steps
 PLOTS = [Plot(x="train.batch_size",
               y=["shape_adherence", "shape_recall/square", "identity_consistency",
                  "direction_adherence", "i2v/identity_consistency", "final_loss"])]
@@ -19,8 +25,8 @@ PLOTS = [Plot(x="train.batch_size",
 SWEEPS = [Sweep(name="clips_fixed", base="configs/shapes_t2v.py", points=POINTS,
                 fixed={"eval.num_samples": 256}, metrics=SHAPE_METRICS, plots=PLOTS)]
 
-# Cluster scale: the same 640k clips as batch 64 x 10000 steps or batch 32 x 20000.
+# Cluster scale: its 640k clips as batch 64 x 10000 steps or batch 32 x 20000.
 CLUSTER = [dataclasses.replace(
-    s.with_fixed({"train.ckpt_every": 2000}),
-    points=[{"train.batch_size": 64, "train.num_steps": 10000},
-            {"train.batch_size": 32, "train.num_steps": 20000}]) for s in SWEEPS]
+    s.with_fixed({"train.ckpt_every": CLUSTER_SCALE["train.ckpt_every"]}),
+    points=same_clips(CLUSTER_SCALE["train.batch_size"], CLUSTER_SCALE["train.num_steps"]))
+    for s in SWEEPS]
