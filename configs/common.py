@@ -105,6 +105,9 @@ def base_config() -> ml_collections.ConfigDict:
     # 2e-3 on the benchmark lost the prompt (colour from text 0.76, direction at chance) and
     # bought no shape (experiments/learning_rate).
     c.optim.lr = 1e-3
+    c.optim.optimizer = "adamw"  # adamw | muon (hidden matrices by orthogonalised momentum)
+    c.optim.muon_beta = 0.95  # muon: momentum
+    c.optim.muon_rms = 0.2  # muon: update RMS as a multiple of lr (about AdamW's, so lr carries over)
     c.optim.warmup_steps = 100
     c.optim.end_lr_ratio = 0.1  # cosine decay to lr * this
     c.optim.b1 = 0.9

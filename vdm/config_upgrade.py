@@ -39,6 +39,9 @@ ADDED_FIELDS: dict[str, Any] = {
     "model.scan_layers": False,
     "model.text_pool": "mean",
     "optim.text_lr_scale": 1.0,
+    "optim.optimizer": "adamw",
+    "optim.muon_beta": 0.95,
+    "optim.muon_rms": 0.2,
     "sample.guidance_interval": [0.0, 1.0],  # a list: the plain dict's form of a tuple
     "train.grad_accum_steps": 1,
     "train.max_bad_steps": 10,

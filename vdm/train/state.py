@@ -19,6 +19,7 @@ from vdm.models.attention_backends import resolve_attention_impl
 from vdm.models.denoiser import Denoiser
 from vdm.models.dit import VideoDiT
 from vdm.models.text import VOCAB_SIZE, TextEncoder
+from vdm.train.muon import muon_dimension_numbers
 
 
 @flax.struct.dataclass
@@ -76,11 +77,28 @@ def make_optimizer(config: ml_collections.ConfigDict) -> tuple[optax.GradientTra
     schedule = optax.warmup_cosine_decay_schedule(
         init_value=0.0, peak_value=o.lr, warmup_steps=warmup,
         decay_steps=max(steps, warmup + 1), end_value=o.lr * o.end_lr_ratio)
-    parts = [optax.clip_by_global_norm(o.clip_norm),
-             optax.adamw(schedule, b1=o.b1, b2=o.b2, weight_decay=o.weight_decay)]
+    parts = [optax.clip_by_global_norm(o.clip_norm), _base_optimizer(o, schedule)]
     if o.text_lr_scale != 1.0:  # only then: the optimizer state of every other run keeps its structure
         parts.append(scale_module_updates(TEXT_MODULE, o.text_lr_scale, field="optim.text_lr_scale"))
     return optax.chain(*parts), schedule
+
+
+OPTIMIZERS = ("adamw", "muon")
+
+
+def _base_optimizer(o: ml_collections.ConfigDict, schedule: optax.Schedule) -> optax.GradientTransformation:
+    name = o.get("optimizer", "adamw")
+    if name == "adamw":
+        return optax.adamw(schedule, b1=o.b1, b2=o.b2, weight_decay=o.weight_decay)
+    if name == "muon":
+        # Hidden matrices by orthogonalised momentum, the rest by AdamW (vdm/train/muon.py).
+        # Updates scaled to an RMS of muon_rms x lr, about AdamW's, so that both share lr,
+        # schedule and weight decay (Liu et al. 2025, "Muon is scalable for LLM training").
+        return optax.contrib.muon(
+            schedule, beta=o.muon_beta, weight_decay=o.weight_decay, nesterov=True,
+            consistent_rms=o.muon_rms, adam_b1=o.b1, adam_b2=o.b2, adam_weight_decay=o.weight_decay,
+            muon_weight_dimension_numbers=muon_dimension_numbers)
+    raise ValueError(f"optim.optimizer={name!r} is not one of {OPTIMIZERS}")
 
 
 TEXT_MODULE = "text_encoder"  # Denoiser's attribute holding the text encoder
