@@ -16,9 +16,11 @@ matmul contracts and which it produces, so the rule reads the names, not the lay
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import jax
+import optax
 from flax import nnx
 from optax.contrib import MuonDimensionNumbers
 
@@ -42,9 +44,50 @@ def muon_axes(names: Sequence[str | None] | None) -> MuonDimensionNumbers | None
     return MuonDimensionNumbers(reduction_axis=tuple(reduction), output_axis=tuple(output))
 
 
+def _is_var(x) -> bool:
+    return isinstance(x, nnx.Variable)
+
+
 def muon_dimension_numbers(tree):
-    """``muon_weight_dimension_numbers`` for optax: the tree of a model's parameters (or of
-    their gradients, which keep the Variables' names) -> a MuonDimensionNumbers or None in
-    place of each Variable."""
-    is_var = lambda x: isinstance(x, nnx.Variable)
-    return jax.tree.map(lambda v: muon_axes(_var_names(v)) if is_var(v) else None, tree, is_leaf=is_var)
+    """A model's parameters (or their gradients, which keep the Variables' names) -> a
+    MuonDimensionNumbers, or None for AdamW, in place of each Variable."""
+    return jax.tree.map(lambda v: muon_axes(_var_names(v)) if _is_var(v) else None, tree, is_leaf=_is_var)
+
+
+def _within_variables(tree):
+    """The same, inside each Variable, as optax's Muon walks the tree; AdamW's parameters are
+    masked out (MaskedNode) of the trees that reach it and stay so."""
+    return jax.tree.map(lambda v: jax.tree.map(lambda _: muon_axes(_var_names(v)), v), tree, is_leaf=_is_var)
+
+
+def scale_to_rms(rms: float) -> optax.GradientTransformation:
+    """An orthogonalised [fan_in, fan_out] matrix has RMS 1 / sqrt(max(fan_in, fan_out)):
+    scaled by sqrt(max(fan_in, fan_out)) * rms its RMS is ``rms``, whatever its shape."""
+
+    def update(updates, state, params=None):
+        del params
+
+        def one(u, dims):
+            fan_in = math.prod(u.shape[a] for a in dims.reduction_axis)
+            fan_out = math.prod(u.shape[a] for a in dims.output_axis)
+            return u * (math.sqrt(max(fan_in, fan_out)) * rms)
+
+        return jax.tree.map(one, updates, _within_variables(updates)), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
+def muon_with_adamw(schedule: optax.Schedule, *, beta: float, rms: float, weight_decay: float,
+                    b1: float, b2: float) -> optax.GradientTransformation:
+    """Muon (Nesterov momentum ``beta``, update RMS ``rms`` x lr) for the hidden matrices, and
+    for every other parameter exactly the AdamW the other runs use; one learning-rate schedule
+    and decoupled weight decay for both. (optax.contrib.muon would step the rest by NAdamW.)"""
+    labels = lambda params: jax.tree.map(
+        lambda v: "adamw" if muon_axes(_var_names(v)) is None else "muon", params, is_leaf=_is_var)
+    muon = optax.chain(
+        optax.contrib.scale_by_muon(beta=beta, nesterov=True, weight_dimension_numbers=_within_variables),
+        scale_to_rms(rms),
+        optax.add_decayed_weights(weight_decay),
+        optax.scale_by_learning_rate(schedule))
+    adamw = optax.adamw(schedule, b1=b1, b2=b2, weight_decay=weight_decay)
+    return optax.partition({"muon": muon, "adamw": adamw}, labels)

@@ -19,7 +19,7 @@ from vdm.models.attention_backends import resolve_attention_impl
 from vdm.models.denoiser import Denoiser
 from vdm.models.dit import VideoDiT
 from vdm.models.text import VOCAB_SIZE, TextEncoder
-from vdm.train.muon import muon_dimension_numbers
+from vdm.train.muon import muon_with_adamw
 
 
 @flax.struct.dataclass
@@ -91,13 +91,11 @@ def _base_optimizer(o: ml_collections.ConfigDict, schedule: optax.Schedule) -> o
     if name == "adamw":
         return optax.adamw(schedule, b1=o.b1, b2=o.b2, weight_decay=o.weight_decay)
     if name == "muon":
-        # Hidden matrices by orthogonalised momentum, the rest by AdamW (vdm/train/muon.py).
+        # Hidden matrices by orthogonalised momentum, the rest by this AdamW (vdm/train/muon.py).
         # Updates scaled to an RMS of muon_rms x lr, about AdamW's, so that both share lr,
         # schedule and weight decay (Liu et al. 2025, "Muon is scalable for LLM training").
-        return optax.contrib.muon(
-            schedule, beta=o.muon_beta, weight_decay=o.weight_decay, nesterov=True,
-            consistent_rms=o.muon_rms, adam_b1=o.b1, adam_b2=o.b2, adam_weight_decay=o.weight_decay,
-            muon_weight_dimension_numbers=muon_dimension_numbers)
+        return muon_with_adamw(schedule, beta=o.muon_beta, rms=o.muon_rms, weight_decay=o.weight_decay,
+                               b1=o.b1, b2=o.b2)
     raise ValueError(f"optim.optimizer={name!r} is not one of {OPTIMIZERS}")
 
 
@@ -190,7 +188,10 @@ def state_shardings(abstract: TrainState, mesh, tx: optax.GradientTransformation
     """Params, EMA and the optimizer's per-parameter moments follow the rule set; scalars replicate."""
     param_sh = sharding.state_shardings(abstract.params, mesh)
     rep = sharding.replicated(mesh)
-    opt_sh = optax.tree_map_params(tx, lambda _, sh: sh, abstract.opt_state, param_sh,
+    # A partitioned optimizer (optim.optimizer=muon) keeps each part's moments for its own
+    # parameters only: the others are MaskedNodes there, and stay so.
+    opt_sh = optax.tree_map_params(tx, lambda v, sh: v if isinstance(v, optax.MaskedNode) else sh,
+                                   abstract.opt_state, param_sh,
                                    transform_non_params=lambda _: rep,
-                                   is_leaf=lambda x: isinstance(x, nnx.Variable))
+                                   is_leaf=lambda x: isinstance(x, (nnx.Variable, optax.MaskedNode)))
     return TrainState(step=rep, params=param_sh, opt_state=opt_sh, ema=param_sh, rng=rep)
