@@ -143,7 +143,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.sample.num = 8  # clips in the periodic sample grid
 
     c.eval = ml_collections.ConfigDict()
-    c.eval.num_samples = 64  # clips generated for the grounded metrics at the end
+    c.eval.num_samples = 64  # clips generated for the grounded metrics at the end (0: no evaluation)
     c.eval.batch_size = 64
     c.eval.tasks = ""  # comma-separated subset of t2v,i2v,predict,interpolate,edit; "" = all the model allows
     c.eval.every = 0  # evaluate every N training steps too (0: only at the end)

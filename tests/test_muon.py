@@ -1,11 +1,11 @@
 """optim.optimizer=muon: which parameters Muon steps and how, on one device and on a mesh,
 and that a run with it resumes exactly."""
 import math
+import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 from optax.contrib import MuonDimensionNumbers as Dims
 
@@ -177,8 +177,9 @@ def test_update_on_a_mesh_equals_one_device():
 def test_a_muon_run_resumes_exactly(data_dir, tmp_path):
     c = smoke_config(data_dir, **{"train.num_steps": 4, "train.ckpt_every": 100,
                                   "optim.optimizer": "muon"})
-    c.eval.num_samples = 0
+    c.eval.num_samples = 0  # no grounded evaluation at the end
     train(c, str(tmp_path / "whole"))
+    assert not os.path.exists(tmp_path / "whole" / "eval")
     out = train(c, str(tmp_path / "resumed"), stop_after=2)
     assert out["final_step"] == 2
     train(c, str(tmp_path / "resumed"))

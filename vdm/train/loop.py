@@ -163,6 +163,7 @@ def _train(config, workdir, mesh, writer: MetricWriter, stop_after: int | None, 
                        donate_argnums=(0,))
     key = jax.random.wrap_key_data(jax.device_get(state.rng))  # own buffer: the state is donated
     num_steps = config.train.num_steps
+    evaluates = config.eval.num_samples > 0  # 0: train (and sample) only, no grounded evaluation
     step = int(state.step)
     n_params = sum(x.size for x in jax.tree.leaves(state.params))
     if writer.is_main:
@@ -209,7 +210,7 @@ def _train(config, workdir, mesh, writer: MetricWriter, stop_after: int | None, 
             break
         if config.train.sample_every and step % config.train.sample_every == 0 and step < num_steps:
             _periodic_samples(config, graphdef, state, mesh, workdir, step, writer, sampler_cache)
-        if config.eval.every and step % config.eval.every == 0 and step < num_steps:
+        if evaluates and config.eval.every and step % config.eval.every == 0 and step < num_steps:
             # The end-of-run evaluation, mid-run: same clips and seeds, logged as eval/*.
             writer.write(step, _final_eval(config, graphdef, state, mesh, workdir, step, writer, sampler_cache))
     guard.flush()
@@ -221,7 +222,7 @@ def _train(config, workdir, mesh, writer: MetricWriter, stop_after: int | None, 
     final = {"train_wall_s": train_time, "final_step": step}
     if step < num_steps:
         return final  # stopped early: no final evaluation
-    if num_steps > 0:
+    if num_steps > 0 and evaluates:
         final.update(_final_eval(config, graphdef, state, mesh, workdir, step, writer, sampler_cache))
     writer.write(step, final)
     return final
