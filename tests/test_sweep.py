@@ -256,3 +256,36 @@ def test_every_experiment_expands(topic, cluster, monkeypatch, tmp_path):
             for key, value in r.all_overrides.items():
                 got = r.config_value(key)
                 assert list(got) == list(value) if isinstance(value, (list, tuple)) else got == value, key
+
+
+def test_training_curves_against_step_and_wall_time(sweep_file, tmp_path):
+    """A run's logged loss as a curve: against its step or its wall time since the first row,
+    each point the mean of ``smooth`` consecutive ones."""
+    topic, sweeps = sw.load_sweep_file(sweep_file)
+    runs = sw.expand(topic, sweeps[0], root=str(tmp_path / "runs"))[:2]
+    for i, run in enumerate(runs):
+        fake_run(run, color=0.5)
+        with open(os.path.join(run.workdir, "metrics.jsonl"), "w") as f:
+            f.write(json.dumps({"step": 1, "time": 100.0, "compile_s": 30.0}) + "\n")
+            for step in (50, 100, 150):
+                f.write(json.dumps({"step": step, "time": 100.0 + (1 + i) * step, "loss": (1 + i) / step}) + "\n")
+    results = [sw.final_metrics(r) for r in runs]
+    assert results[1]["curve/step"] == [50, 100, 150]
+    assert results[1]["curve/wall_s"] == [100.0, 200.0, 300.0]
+    assert results[1]["curve/loss"] == pytest.approx([2 / 50, 2 / 100, 2 / 150])
+    by_step = sw.plot_panels(runs, results, sw.Plot(x="curve/step", y=["curve/loss"], series="model.layout", smooth=2))
+    (panel,) = by_step
+    assert sorted(panel.series) == ["joint"]  # runs 0 and 1: both joint (2 and 4 frames)
+    runs_apart = sw.plot_panels(runs, results, sw.Plot(x="curve/wall_s", y=["curve/loss"],
+                                                      series="data.num_frames", smooth=2))[0].series
+    xs, ys = runs_apart["4"]
+    assert xs == [200.0, 300.0]
+    assert ys == pytest.approx([(2 / 50 + 2 / 100) / 2, (2 / 100 + 2 / 150) / 2])
+    xs, ys = runs_apart["2"]
+    assert xs == [100.0, 150.0] and ys == pytest.approx([(1 / 50 + 1 / 100) / 2, (1 / 100 + 1 / 150) / 2])
+    # Without smoothing, every logged point; a curve against one of another length is refused.
+    xs, _ = sw.plot_panels(runs, results, sw.Plot(x="curve/step", y=["curve/loss"], series="data.num_frames"))[0].series["2"]
+    assert xs == [50, 100, 150]
+    results[0]["curve/step"] = [50, 100]
+    with pytest.raises(ValueError, match="curve/loss against curve/step: 3 values, 2 x"):
+        sw.plot_panels(runs, results, sw.Plot(x="curve/step", y=["curve/loss"]))

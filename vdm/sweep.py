@@ -37,6 +37,7 @@ import sys
 from typing import Any, Mapping, Sequence
 
 import ml_collections
+import numpy as np
 
 from vdm.plot import Panel, save_png
 
@@ -54,15 +55,18 @@ def product(axes: Mapping[str, Sequence] | None = None, **more: Sequence) -> lis
 
 @dataclasses.dataclass(frozen=True)
 class Plot:
-    """A panel per y metric: x a config key or a result key (or "frame" for per-frame curves,
-    whose y is a list-valued metric such as "per_frame/t2v/color_presence"), one series per value of
-    ``series`` (an override key; None = one series)."""
+    """A panel per y metric: x a config key or a result key, one series per value of
+    ``series`` (an override key; None = one series). Curves: x "frame" for per-frame metrics
+    (y list-valued, such as "per_frame/t2v/color_presence"), or x a list-valued result that y
+    pairs with point by point: a training run's "curve/step" or "curve/wall_s" against
+    "curve/loss" (its logged loss, each a mean over log_every steps)."""
     x: str
     y: Sequence[str]
     series: str | None = None
     kind: str = "line"  # line | bar
     logx: bool = False
     logy: bool = False
+    smooth: int = 1  # curves: each point the mean of this many consecutive ones (the last point's window)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -331,9 +335,13 @@ def final_metrics(run: Run) -> dict[str, Any] | None:
         from vdm.mfu import train_step_flops  # jax: only when collecting
 
         out["train_gflop_per_step"] = train_step_flops(run.config) / 1e9
-        losses = [r["loss"] for r in rows if "loss" in r]
-        if losses:
-            out["final_loss"] = losses[-1]
+        logged = [r for r in rows if "loss" in r]
+        if logged:
+            out["final_loss"] = logged[-1]["loss"]
+            out["curve/step"] = [r["step"] for r in logged]
+            out["curve/loss"] = [r["loss"] for r in logged]
+            if all("time" in r for r in rows[:1] + logged):  # from the first row: after compiling
+                out["curve/wall_s"] = [r["time"] - rows[0]["time"] for r in logged]
         for r in rows:
             if "train_wall_s" in r:
                 out["train_wall_s"] = r["train_wall_s"]
@@ -415,10 +423,14 @@ def plot_panels(runs: Sequence[Run], results: Sequence[dict | None], plot: Plot)
                 continue
             label = _label(run.config_value(plot.series)) if plot.series else y
             xs, ys = series.setdefault(label, ([], []))
-            if plot.x == "frame":
+            if plot.x == "frame" or isinstance(res.get(plot.x), list):  # a curve
                 values = [float("nan") if v is None else float(v) for v in res[y]]
-                xs.extend(range(len(values)))
-                ys.extend(values)
+                along = range(len(values)) if plot.x == "frame" else res[plot.x]
+                if len(along) != len(values):
+                    raise ValueError(f"plot of {y} against {plot.x}: {len(values)} values, {len(along)} x")
+                k = max(1, min(plot.smooth, len(values)))
+                xs.extend(list(along)[k - 1:])
+                ys.extend(np.convolve(values, np.ones(k) / k, mode="valid").tolist())
             else:
                 x = res[plot.x] if plot.x in res else run.config_value(plot.x)  # a result or a config key
                 xs.append(_label(x) if plot.kind == "bar" else x)
