@@ -180,12 +180,12 @@ def test_mlp_and_annotations():
     mlp = layers.Mlp(8, 2.0, rngs=nnx.Rngs(0))
     assert mlp.fc1.kernel.shape == (8, 16)
     assert mlp(rand(0, 3, 8)).shape == (3, 8)
-    assert sharding._var_names(mlp.fc1.kernel) == ("embed", "mlp")
-    assert sharding._var_names(mlp.fc2.kernel) == ("mlp", "embed")
+    assert sharding.logical_names(mlp.fc1.kernel) == ("embed", "mlp")
+    assert sharding.logical_names(mlp.fc2.kernel) == ("mlp", "embed")
     attn = layers.SelfAttention(16, 4, rngs=nnx.Rngs(0))
     assert attn.qkv.kernel.shape == (16, 3, 4, 4)
-    assert sharding._var_names(attn.qkv.kernel) == ("embed", None, "heads", "head_dim")
-    assert sharding._var_names(attn.out.kernel) == ("heads", "head_dim", "embed")
+    assert sharding.logical_names(attn.qkv.kernel) == ("embed", None, "heads", "head_dim")
+    assert sharding.logical_names(attn.out.kernel) == ("heads", "head_dim", "embed")
     assert layers.param_count(attn) == 4 * 16 * 16 + 4 * 16 + 2 * 4
 
 

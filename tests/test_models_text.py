@@ -75,7 +75,7 @@ def test_encoder_parameters_and_gradients():
     enc = TextEncoder(width=32, depth=2, num_heads=2, max_len=16, rngs=nnx.Rngs(0))
     w, block = 32, 4 * 32 * 32 + 4 * 32 + 2 * 16 + 2 * 32 * 128 + 128 + 32 + 4 * 32
     assert param_count(enc) == 259 * w + 16 * w + 2 * block + 2 * w
-    assert sharding._var_names(enc.token_embed.embedding) == ("vocab", "embed")
+    assert sharding.logical_names(enc.token_embed.embedding) == ("vocab", "embed")
 
     ids, mask = tokenize(["green", "up"], 16)
     grads = nnx.grad(lambda m: m(jnp.asarray(ids), jnp.asarray(mask))[1].sum())(enc)

@@ -164,7 +164,8 @@ def constrain(x: jax.Array, names: Sequence[str | None], rule_set: str | None = 
 
 # --- parameters ---------------------------------------------------------------
 
-def _var_names(v: nnx.Variable) -> tuple | None:
+def logical_names(v: nnx.Variable) -> tuple | None:
+    """A parameter's logical axis names (None where it has none)."""
     meta = v.get_metadata()
     return meta.get("out_sharding") or meta.get("sharding_names") or meta.get("sharding")
 
@@ -177,7 +178,7 @@ def state_shardings(state, mesh: Mesh, rules: str = "default"):
     """
     def one(x):
         if isinstance(x, nnx.Variable):
-            names = _var_names(x)
+            names = logical_names(x)
             spec = logical_to_spec(names, rules) if names else PartitionSpec()
             return x.replace(NamedSharding(mesh, spec))
         return NamedSharding(mesh, PartitionSpec())

@@ -24,7 +24,7 @@ import optax
 from flax import nnx
 from optax.contrib import MuonDimensionNumbers
 
-from vdm.sharding import _var_names
+from vdm.sharding import logical_names
 
 BATCH_NAMES = (None, "layers")
 ADAMW_NAMES = ("patch", "vocab")  # a layer between pixels or bytes and the hidden width
@@ -51,13 +51,13 @@ def _is_var(x) -> bool:
 def muon_dimension_numbers(tree):
     """A model's parameters (or their gradients, which keep the Variables' names) -> a
     MuonDimensionNumbers, or None for AdamW, in place of each Variable."""
-    return jax.tree.map(lambda v: muon_axes(_var_names(v)) if _is_var(v) else None, tree, is_leaf=_is_var)
+    return jax.tree.map(lambda v: muon_axes(logical_names(v)) if _is_var(v) else None, tree, is_leaf=_is_var)
 
 
 def _within_variables(tree):
     """The same, inside each Variable, as optax's Muon walks the tree; AdamW's parameters are
     masked out (MaskedNode) of the trees that reach it and stay so."""
-    return jax.tree.map(lambda v: jax.tree.map(lambda _: muon_axes(_var_names(v)), v), tree, is_leaf=_is_var)
+    return jax.tree.map(lambda v: jax.tree.map(lambda _: muon_axes(logical_names(v)), v), tree, is_leaf=_is_var)
 
 
 def scale_to_rms(rms: float) -> optax.GradientTransformation:
@@ -83,7 +83,8 @@ def muon_with_adamw(schedule: optax.Schedule, *, beta: float, rms: float, weight
     for every other parameter exactly the AdamW the other runs use; one learning-rate schedule
     and decoupled weight decay for both. (optax.contrib.muon would step the rest by NAdamW.)"""
     labels = lambda params: jax.tree.map(
-        lambda v: "adamw" if muon_axes(_var_names(v)) is None else "muon", params, is_leaf=_is_var)
+        lambda d: "adamw" if d is None else "muon", muon_dimension_numbers(params),
+        is_leaf=lambda d: d is None or isinstance(d, MuonDimensionNumbers))
     muon = optax.chain(
         optax.contrib.scale_by_muon(beta=beta, nesterov=True, weight_dimension_numbers=_within_variables),
         scale_to_rms(rms),
