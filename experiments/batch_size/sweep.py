@@ -7,7 +7,7 @@ clips but lost the direction words (experiments/direction_blockers). Scored on 2
 prompts."""
 import dataclasses
 
-from configs.shapes_t2v import CLUSTER_SCALE, SHAPE_METRICS
+from configs.shapes_t2v import ADAMW, CLUSTER_SCALE, SHAPE_METRICS
 from vdm.sweep import Plot, Sweep
 
 
@@ -23,7 +23,7 @@ PLOTS = [Plot(x="train.batch_size",
                  "direction_adherence", "i2v/identity_consistency", "final_loss"])]
 
 SWEEPS = [Sweep(name="clips_fixed", base="configs/shapes_t2v.py", points=POINTS,
-                fixed={"eval.num_samples": 256}, metrics=SHAPE_METRICS, plots=PLOTS)]
+                fixed={"eval.num_samples": 256, **ADAMW}, metrics=SHAPE_METRICS, plots=PLOTS)]
 
 # Cluster scale: its 640k clips as batch 64 x 10000 steps or batch 32 x 20000.
 CLUSTER = [dataclasses.replace(

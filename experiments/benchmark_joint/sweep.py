@@ -9,7 +9,7 @@ whole trajectory, 2 or 2.8 px a frame), so 512 tokens a clip: 2.2 s a step at ba
 first frame co-trained as in the benchmark recipe; captions up to 56 bytes (t2v_32's longest
 is 50). Scored from text (t2v) and given the first frame (i2v).
 """
-from configs.shapes_t2v import FLOW_TARGET, GUIDED_EVERYWHERE
+from configs.shapes_t2v import ADAMW, FLOW_TARGET, GUIDED_EVERYWHERE
 from vdm.sweep import Sweep
 
 METRICS = ["direction_adherence", "i2v/direction_adherence", "i2v/direction_chance", "shape_adherence",
@@ -19,7 +19,7 @@ METRICS = ["direction_adherence", "i2v/direction_adherence", "i2v/direction_chan
 RECIPE = {"model.layout": "joint", "model.patch_size": (1, 4, 4), "model.hidden": 128, "model.num_heads": 4,
           "data.num_frames": 8, "data.frame_stride": 2, "data.text_max_len": 56,
           "train.batch_size": 32, "train.ckpt_every": 500, "train.log_every": 50, **FLOW_TARGET,
-          **GUIDED_EVERYWHERE}
+          **GUIDED_EVERYWHERE, **ADAMW}
 
 SWEEPS = [Sweep(name="joint_b32", base="configs/shapes_t2v.py",
                 points=[{"train.num_steps": 1500}],

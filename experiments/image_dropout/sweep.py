@@ -4,7 +4,7 @@ co-trains with the clean first frame given and drops it in 10% of the batch, so 
 is scored on (a clip from text alone) is 10% of what it trains. Does a larger share of
 text-only examples teach shape and identity from text sooner, and is direction from text,
 learned where the first frame is given, kept? Scored on 256 test prompts."""
-from configs.shapes_t2v import CLUSTER_SCALE, SHAPE_METRICS
+from configs.shapes_t2v import ADAMW, CLUSTER_SCALE, SHAPE_METRICS
 from vdm.sweep import Plot, Sweep
 
 POINTS = [{"conditions.image.dropout": p} for p in (0.1, 0.5)]
@@ -13,7 +13,7 @@ PLOTS = [Plot(x="conditions.image.dropout",
                  "direction_adherence", "i2v/identity_consistency"])]
 
 SWEEPS = [Sweep(name="text_only_share", base="configs/shapes_t2v.py", points=POINTS,
-                fixed={"eval.num_samples": 256}, metrics=SHAPE_METRICS, plots=PLOTS)]
+                fixed={"eval.num_samples": 256, **ADAMW}, metrics=SHAPE_METRICS, plots=PLOTS)]
 
 # Cluster scale: the same shares over 640k clips (batch 64, 10000 steps).
 CLUSTER = [s.with_fixed(CLUSTER_SCALE) for s in SWEEPS]

@@ -9,7 +9,7 @@ is trained jointly from scratch at the DiT's rate; with its own rate held at 1e-
 (`optim.text_lr_scale=0.5`), does the DiT take the larger step without losing the prompt?
 Half: given the first frame it reads its direction words again (i2v 0.51 -> 0.99), from text
 alone it loses more colour (0.76 -> 0.39); see README.md."""
-from configs.shapes_t2v import CLUSTER_SCALE, SHAPE_METRICS
+from configs.shapes_t2v import ADAMW, CLUSTER_SCALE, SHAPE_METRICS
 from vdm.sweep import Plot, Sweep
 
 POINTS = [{"optim.lr": lr} for lr in (1e-3, 2e-3)]
@@ -23,9 +23,9 @@ TEXT_PLOTS = [Plot(x="optim.text_lr_scale",
                       "direction_adherence", "i2v/direction_adherence", "final_loss"])]
 
 SWEEPS = [Sweep(name="peak_lr", base="configs/shapes_t2v.py", points=POINTS,
-                fixed={"eval.num_samples": 256}, metrics=SHAPE_METRICS, plots=PLOTS),
+                fixed={"eval.num_samples": 256, **ADAMW}, metrics=SHAPE_METRICS, plots=PLOTS),
           Sweep(name="text_lr", base="configs/shapes_t2v.py", points=TEXT_POINTS,
-                fixed={"eval.num_samples": 256, "optim.lr": 2e-3}, metrics=SHAPE_METRICS, plots=TEXT_PLOTS)]
+                fixed={"eval.num_samples": 256, "optim.lr": 2e-3, **ADAMW}, metrics=SHAPE_METRICS, plots=TEXT_PLOTS)]
 
 # Cluster scale: the same peaks over 640k clips (batch 64, 10000 steps).
 CLUSTER = [s.with_fixed(CLUSTER_SCALE) for s in SWEEPS]

@@ -3,7 +3,7 @@
 plain regression) or the clean clip regressed through the velocity it implies (x0 prediction,
 'velocity' weighting, as in JiT). An 8x8x3 patch is 192 numbers; a velocity target holds all of
 its noise."""
-from configs.shapes_t2v import FLOW_TARGET, GUIDED_EVERYWHERE
+from configs.shapes_t2v import ADAMW, FLOW_TARGET, GUIDED_EVERYWHERE
 from vdm.sweep import Plot, Sweep
 
 METRICS = ["shape_adherence", "shape_recall/square", "shape_recall/circle", "shape_recall/triangle",
@@ -15,7 +15,7 @@ TARGETS = [FLOW_TARGET, {"diffusion.prediction": "x0", "diffusion.weighting": "v
 
 # Both runs were scored with guidance at every noise level (the benchmark samples with an
 # interval now: experiments/guidance_interval).
-SWEEPS = [Sweep(name="target", base="configs/shapes_t2v.py", points=TARGETS, fixed=GUIDED_EVERYWHERE,
+SWEEPS = [Sweep(name="target", base="configs/shapes_t2v.py", points=TARGETS, fixed={**GUIDED_EVERYWHERE, **ADAMW},
                 metrics=METRICS,
                 plots=[Plot(x="diffusion.prediction", kind="bar",
                             y=["shape_adherence", "shape_recall/square", "identity_consistency",

@@ -4,7 +4,7 @@ logit-normal shifted by 3 toward high noise, where motion is decided: 14% of dra
 t = 0.5, yet the restoration probe loses squares' corners between t = 0.3 and 0.7. A fraction
 of times drawn U(0, 1) instead covers mid and low noise and keeps most of the high-noise
 emphasis. Scored on 256 test prompts."""
-from configs.shapes_t2v import CLUSTER_SCALE, SHAPE_METRICS
+from configs.shapes_t2v import ADAMW, CLUSTER_SCALE, SHAPE_METRICS
 from vdm.sweep import Plot, Sweep
 
 # 0.5 is not run: at 0.25 the t < 0.2 draws already carry 75% of the loss weight (README).
@@ -22,9 +22,9 @@ IMPORTANCE_PLOTS = [Plot(x="diffusion.time_importance", kind="bar",
                             "direction_adherence", "i2v/identity_consistency"])]
 
 SWEEPS = [Sweep(name="uniform_mix", base="configs/shapes_t2v.py", points=POINTS,
-                fixed={"eval.num_samples": 256}, metrics=SHAPE_METRICS, plots=PLOTS),
+                fixed={"eval.num_samples": 256, **ADAMW}, metrics=SHAPE_METRICS, plots=PLOTS),
           Sweep(name="importance", base="configs/shapes_t2v.py", points=IMPORTANCE_POINTS,
-                fixed={"eval.num_samples": 256}, metrics=SHAPE_METRICS, plots=IMPORTANCE_PLOTS)]
+                fixed={"eval.num_samples": 256, **ADAMW}, metrics=SHAPE_METRICS, plots=IMPORTANCE_PLOTS)]
 
 # Cluster scale: the same mixtures over 640k clips (batch 64, 10000 steps).
 CLUSTER = [s.with_fixed(CLUSTER_SCALE) for s in SWEEPS]
