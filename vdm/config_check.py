@@ -81,6 +81,8 @@ def is_interval(value: Any) -> bool:
     return 0.0 <= lo < hi <= 1.0
 
 
+OPTIMIZERS = ("adamw", "muon")  # optim.optimizer (built by vdm/train/state.make_optimizer)
+
 # (key, test, what the value must be). Only keys that exist are checked, so that configs
 # of other families need not define all of them.
 _RULES: list[tuple[str, Callable[[Any], bool], str]] = [
@@ -97,10 +99,10 @@ _RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("optim.clip_norm", lambda v: v > 0, "> 0"),
     ("optim.text_lr_scale", lambda v: v >= 0, ">= 0"),
     ("optim.b1", lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
-    ("optim.optimizer", lambda v: v in ("adamw", "muon"), "one of adamw, muon"),
+    ("optim.b2", lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
+    ("optim.optimizer", lambda v: v in OPTIMIZERS, "one of " + ", ".join(OPTIMIZERS)),
     ("optim.muon_beta", lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
     ("optim.muon_rms", lambda v: v > 0, "> 0"),
-    ("optim.b2", lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
     ("data.num_frames", lambda v: v >= 1, ">= 1"),
     ("data.frame_stride", lambda v: v >= 1, ">= 1"),
     ("model.hidden", lambda v: v >= 1, ">= 1"),

@@ -48,16 +48,25 @@ def _is_var(x) -> bool:
     return isinstance(x, nnx.Variable)
 
 
+def _map_variables(fn, tree, *, inside: bool = False):
+    """``fn(the MuonDimensionNumbers or None of its names)`` in place of each Variable of a
+    parameter tree (or of its gradients, which keep the Variables' names); a leaf without names
+    gets ``fn(None)``. ``inside``: within each Variable instead, as optax's Muon walks its
+    trees (AdamW's parameters are MaskedNodes there, and stay so)."""
+    def one(v):
+        dims = muon_axes(logical_names(v)) if _is_var(v) else None
+        return jax.tree.map(lambda _: fn(dims), v) if inside else fn(dims)
+
+    return jax.tree.map(one, tree, is_leaf=_is_var)
+
+
 def muon_dimension_numbers(tree):
-    """A model's parameters (or their gradients, which keep the Variables' names) -> a
-    MuonDimensionNumbers, or None for AdamW, in place of each Variable."""
-    return jax.tree.map(lambda v: muon_axes(logical_names(v)) if _is_var(v) else None, tree, is_leaf=_is_var)
+    """A MuonDimensionNumbers, or None for AdamW, in place of each Variable."""
+    return _map_variables(lambda dims: dims, tree)
 
 
 def _within_variables(tree):
-    """The same, inside each Variable, as optax's Muon walks the tree; AdamW's parameters are
-    masked out (MaskedNode) of the trees that reach it and stay so."""
-    return jax.tree.map(lambda v: jax.tree.map(lambda _: muon_axes(logical_names(v)), v), tree, is_leaf=_is_var)
+    return _map_variables(lambda dims: dims, tree, inside=True)
 
 
 def scale_to_rms(rms: float) -> optax.GradientTransformation:
@@ -82,9 +91,7 @@ def muon_with_adamw(schedule: optax.Schedule, *, beta: float, rms: float, weight
     """Muon (Nesterov momentum ``beta``, update RMS ``rms`` x lr) for the hidden matrices, and
     for every other parameter exactly the AdamW the other runs use; one learning-rate schedule
     and decoupled weight decay for both. (optax.contrib.muon would step the rest by NAdamW.)"""
-    labels = lambda params: jax.tree.map(
-        lambda d: "adamw" if d is None else "muon", muon_dimension_numbers(params),
-        is_leaf=lambda d: d is None or isinstance(d, MuonDimensionNumbers))
+    labels = lambda params: _map_variables(lambda dims: "adamw" if dims is None else "muon", params)
     muon = optax.chain(
         optax.contrib.scale_by_muon(beta=beta, nesterov=True, weight_dimension_numbers=_within_variables),
         scale_to_rms(rms),

@@ -15,6 +15,7 @@ import optax
 from flax import nnx
 
 from vdm import conditioning, sharding
+from vdm.config_check import OPTIMIZERS
 from vdm.models.attention_backends import resolve_attention_impl
 from vdm.models.denoiser import Denoiser
 from vdm.models.dit import VideoDiT
@@ -83,11 +84,8 @@ def make_optimizer(config: ml_collections.ConfigDict) -> tuple[optax.GradientTra
     return optax.chain(*parts), schedule
 
 
-OPTIMIZERS = ("adamw", "muon")
-
-
 def _base_optimizer(o: ml_collections.ConfigDict, schedule: optax.Schedule) -> optax.GradientTransformation:
-    name = o.get("optimizer", "adamw")
+    name = o.optimizer
     if name == "adamw":
         return optax.adamw(schedule, b1=o.b1, b2=o.b2, weight_decay=o.weight_decay)
     if name == "muon":
