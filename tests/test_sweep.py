@@ -216,6 +216,9 @@ SWEEPS = [Sweep(name="depth", base="configs/shapes_t2v.py:smoke",
     tool = load_tool("sweep")
     assert tool.main([str(path), "--root", root, "--print"]) == 0
     assert capsys.readouterr().out.count(f"--workdir {d2.workdir} ") == 2
+    # --only the second sweep still finds its shared point in the first sweep's folder.
+    assert tool.main([str(path), "--root", root, "--print", "--only", "steps"]) == 0
+    assert capsys.readouterr().out.splitlines()[0].split("--workdir ")[1].startswith(d2.workdir + " ")
     for r in (d1, d2, s4):
         fake_run(r, color=0.5)
     assert sw.is_done(s3)

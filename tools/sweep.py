@@ -40,10 +40,14 @@ def main(argv=None) -> int:
             unknown = set(args.only) - {s.name for s in sweeps}
             if unknown:
                 raise ValueError(f"--only {sorted(unknown)}: the sweeps are {[s.name for s in sweeps]}")
-            sweeps = [s for s in sweeps if s.name in args.only]
         extra = sw.parse_set(args.set)
+        # Shared over every sweep of the file, before --only picks: a point that another sweep
+        # of the file trains already is run (and found) in that sweep's folder.
         runs_of = sw.share_identical_runs({s.name: sw.expand(topic, s, root=args.root, extra=extra)
                                            for s in sweeps})
+        if args.only:
+            sweeps = [s for s in sweeps if s.name in args.only]
+            runs_of = {name: runs for name, runs in runs_of.items() if name in args.only}
     except (FileNotFoundError, KeyError, TypeError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
