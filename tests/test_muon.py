@@ -95,7 +95,8 @@ def first_update(config, grads):
     _, abstract = abstract_model(config)
     params = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), abstract)
     tx, _ = make_optimizer(config)
-    updates, _ = tx.update(grads, tx.init(params), params)
+    # One compiled program: op-by-op, the per-matrix Newton-Schulz loops dispatch slowly.
+    updates, _ = jax.jit(lambda g, p: tx.update(g, tx.init(p), p))(grads, params)
     return updates
 
 

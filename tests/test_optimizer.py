@@ -22,9 +22,10 @@ def _updates_after(config, steps=3):
     params = _random_like(abstract, 0)
     tx, _ = make_optimizer(config)
     state = tx.init(params)
+    update = jax.jit(tx.update)  # compiled once: op by op, the per-leaf steps dispatch slowly
     out = []
     for i in range(steps):
-        updates, state = tx.update(_random_like(abstract, i + 1), state, params)
+        updates, state = update(_random_like(abstract, i + 1), state, params)
         out.append(updates)
     return out, state
 
