@@ -227,6 +227,10 @@ SWEEPS = [Sweep(name="depth", base="configs/shapes_t2v.py:smoke",
     assert out.count("done before, skipped") == 4 and "running" not in out
     md = open(tmp_path / "shared" / "results.md").read()
     assert f"`{s3.name}`" in md and f"`{d2.name}`" in md and "not run" not in md
+    # --only runs one sweep's points and still writes every sweep's table.
+    assert tool.main([str(path), "--root", root, "--only", "steps"]) == 0
+    assert capsys.readouterr().out.count("done before, skipped") == 2
+    assert open(tmp_path / "shared" / "results.md").read() == md
 
 
 def test_a_failing_point_is_reported(tmp_path, capsys):

@@ -41,24 +41,22 @@ def main(argv=None) -> int:
             if unknown:
                 raise ValueError(f"--only {sorted(unknown)}: the sweeps are {[s.name for s in sweeps]}")
         extra = sw.parse_set(args.set)
-        # Shared over every sweep of the file, before --only picks: a point that another sweep
-        # of the file trains already is run (and found) in that sweep's folder.
+        # Every sweep of the file is expanded and collected; --only picks what is run. So a
+        # point another sweep of the file trains is found in that sweep's folder, and
+        # results.md keeps the other sweeps' tables.
         runs_of = sw.share_identical_runs({s.name: sw.expand(topic, s, root=args.root, extra=extra)
                                            for s in sweeps})
-        if args.only:
-            sweeps = [s for s in sweeps if s.name in args.only]
-            runs_of = {name: runs for name, runs in runs_of.items() if name in args.only}
     except (FileNotFoundError, KeyError, TypeError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    picked = [r for name, runs in runs_of.items() if not args.only or name in args.only for r in runs]
     if args.print_only:
-        for runs in runs_of.values():
-            for run in runs:
-                print(shlex.join(sw.command(run, topic, python="python")))
+        for run in picked:
+            print(shlex.join(sw.command(run, topic, python="python")))
         return 0
     failed = []
     if not args.collect:
-        todo = [r for runs in runs_of.values() for r in runs]
+        todo = picked
         for i, run in enumerate(todo, 1):
             where = f"[{i}/{len(todo)}] {run.sweep.name}/{run.name}"
             if sw.is_done(run):

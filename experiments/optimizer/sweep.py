@@ -9,22 +9,25 @@ prompts."""
 from configs.shapes_t2v import CLUSTER_SCALE, SHAPE_METRICS
 from vdm.sweep import Plot, Sweep
 
+
+def plots(key, bars):
+    """Bars of the final metrics against ``key``, and the training loss per step, each point
+    the mean of 250 steps. Not against wall time: the AdamW run shared the CPU for its first
+    700 steps (the step costs are in README.md)."""
+    return [Plot(x=key, kind="bar", y=bars),
+            Plot(x="curve/step", y=["curve/loss"], series=key, smooth=5, logy=True)]
+
+
 POINTS = [{"optim.optimizer": name} for name in ("adamw", "muon")]
-PLOTS = [Plot(x="optim.optimizer", kind="bar",
-              y=["shape_adherence", "shape_recall/square", "identity_consistency",
-                 "direction_adherence", "i2v/identity_consistency", "final_loss"]),
-         # The training loss per step, each point the mean of 250 steps. Not against wall time:
-         # the AdamW run shared the CPU for its first 700 steps (the step costs are in README.md).
-         Plot(x="curve/step", y=["curve/loss"], series="optim.optimizer", smooth=5, logy=True)]
+PLOTS = plots("optim.optimizer", ["shape_adherence", "shape_recall/square", "identity_consistency",
+                                  "direction_adherence", "i2v/identity_consistency", "final_loss"])
 
 # Muon's step size: its update RMS per unit lr, 0.2 (AdamW's, the benchmark) against 0.4, on
 # the hidden matrices only (the AdamW part keeps lr 1e-3). AdamW at twice the lr lost the text
 # pathway (experiments/learning_rate); Muon's orthogonalised step is often run far larger.
 RMS_POINTS = [{"optim.muon_rms": rms} for rms in (0.2, 0.4)]
-RMS_PLOTS = [Plot(x="optim.muon_rms", kind="bar",
-                  y=["color_adherence", "shape_adherence", "identity_consistency",
-                     "direction_adherence", "i2v/identity_consistency", "final_loss"]),
-             Plot(x="curve/step", y=["curve/loss"], series="optim.muon_rms", smooth=5, logy=True)]
+RMS_PLOTS = plots("optim.muon_rms", ["color_adherence", "shape_adherence", "identity_consistency",
+                                     "direction_adherence", "i2v/identity_consistency", "final_loss"])
 
 SWEEPS = [Sweep(name="muon", base="configs/shapes_t2v.py", points=POINTS,
                 fixed={"eval.num_samples": 256}, metrics=SHAPE_METRICS, plots=PLOTS),
